@@ -1,0 +1,6 @@
+"""Model zoo of the paper: `build(arch, activation)` over the `ARCHS` and `ACTIVATIONS` registries."""
+
+from models.activations import ACTIVATIONS, swap_activations
+from models.registry import ARCHS, build
+
+__all__ = ["ACTIVATIONS", "ARCHS", "build", "swap_activations"]
