@@ -33,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
     axes.add_argument("--recipe", help=f"from {', '.join(RECIPES)} (default paper)")
     axes.add_argument("--lr", type=float, help="override the recipe's learning rate")
     axes.add_argument("--max-train-images", type=int, help="a seeded class-stratified subset of the train split")
+    axes.add_argument("--val-size", type=int, help="validation images split off the training images (10000)")
     axes.add_argument("--max-eval-images", type=int, help="a seeded class-stratified subset of val and test")
     run = p.add_argument_group("where and how")
     run.add_argument("--data", help="shard folder or URI (s3://...), or a raw CIFAR-10 source to prepare once "
@@ -68,7 +69,7 @@ def build_spec(args: argparse.Namespace, name: str) -> GridSpec:
     for key in ("archs", "activations", "epochs", "seeds"):
         if getattr(args, key) is not None:
             fields[key] = _flat(getattr(args, key))
-    for key in ("recipe", "lr", "max_train_images", "max_eval_images", "gpus_per_trial"):
+    for key in ("recipe", "lr", "val_size", "max_train_images", "max_eval_images", "gpus_per_trial"):
         if getattr(args, key) is not None:
             fields[key] = getattr(args, key)
     return GridSpec(name=name, workers=args.workers, cpus_per_worker=args.cpus_per_worker, device=args.device,

@@ -36,7 +36,7 @@ def plan(spec: GridSpec) -> list[PlannedTraining]:
         for cells in groups:
             config = TrainConfig(
                 arch=arch, activation=activation, recipe=spec.recipe, seed=seed, epochs=max(cells),
-                batch_size=spec.batch_size, lr=spec.lr, device=spec.device,
+                batch_size=spec.batch_size, lr=spec.lr, val_size=spec.val_size, device=spec.device,
                 checkpoint_every=spec.checkpoint_every, max_train_images=spec.max_train_images,
                 max_eval_images=spec.max_eval_images, threads=spec.cpus_per_worker,
             )  # fmt: skip

@@ -26,6 +26,7 @@ class GridSpec:
     recipe: str = "paper"
     lr: float | None = None  # None: the recipe's (an override, e.g. to provoke divergence in fault tests)
     batch_size: int | None = None
+    val_size: int = 10_000  # validation images taken from the 50,000 training images (the paper's split)
     max_train_images: int | None = None
     max_eval_images: int | None = None
     workers: int = 1  # Ray Train workers (DDP ranks) per training
@@ -48,6 +49,8 @@ class GridSpec:
         bad = [e for e in self.epochs if not isinstance(e, int) or e <= 0]
         if bad:
             raise GridError(f"epochs must be positive integers, got {bad}")
+        if self.val_size < 1:
+            raise GridError(f"--val-size must be at least 1, got {self.val_size}")
         if self.workers < 1 or self.cpus_per_worker < 1:
             raise GridError("--workers and --cpus-per-worker must be at least 1")
         if self.gpus_per_trial is not None:

@@ -1,0 +1,139 @@
+"""Ray wiring: a Ray Tune grid over trainings, each Tune trial driving one Ray Train `TorchTrainer`.
+
+Facts about Ray 2.60 (Train V2) this module is built around:
+- A Tune trial here only drives its TorchTrainer, so it reserves a custom resource (`TRAIN_DRIVER`, on the
+  head node) and no CPU: with Tune's default of 1 CPU the drivers take every CPU and the workers wait forever;
+  `{"CPU": 0}` is refused; 0.01 CPU runs trainings one at a time. max_concurrent_trials comes from the
+  limiting resource (Ray issue 54305).
+- `FailureConfig.controller_failure_limit` defaults to -1 (retry forever): bounded here.
+- The controller polls workers every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by default), which is most of
+  a training's fixed cost and paces `ray.train.report`; the project sets it, not the user's shell.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from grid.spec import GridError, GridSpec
+
+DRIVER_RESOURCE = "TRAIN_DRIVER"
+# Ray-side settings the project needs wherever it runs (passed to every Ray process via runtime_env).
+RAY_ENV = {
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
+    "RAY_TRAIN_V2_ENABLED": "1",
+}
+# A GPU share per training when --gpus-per-trial is not given: a batch-32 training is launch-bound, so
+# several small ones share a GPU well. Bigger models get a bigger share.
+DEFAULT_GPU_FRACTION = {"baseline": 0.125, "improved": 0.125, "resnet18": 0.25}
+CONTROLLER_FAILURE_LIMIT = 3
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus_per_worker: int
+    gpu_per_training: float  # 0 on a CPU-only cluster
+    workers: int
+    max_concurrent: int
+
+
+def start_ray(address: str | None, verbose: bool) -> None:
+    import ray
+
+    os.environ.update({k: os.environ.get(k, v) for k, v in RAY_ENV.items()})
+    runtime_env = {"env_vars": {k: os.environ[k] for k in RAY_ENV}}
+    if not verbose:
+        for name in ("ray", "ray.tune", "ray.train"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    if address:
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=verbose,
+                 logging_level=logging.INFO if verbose else logging.WARNING)  # fmt: skip
+    else:
+        # Locally the head node is this machine: it hosts the trial drivers.
+        ray.init(resources={DRIVER_RESOURCE: 1024}, runtime_env=runtime_env, log_to_driver=verbose,
+                 logging_level=logging.INFO if verbose else logging.WARNING)  # fmt: skip
+
+
+def plan_resources(spec: GridSpec, trainings: int) -> Resources:
+    """Check the grid against the cluster (before any trial starts) and size its concurrency."""
+    import ray
+
+    total = ray.cluster_resources()
+    cpus, gpus = int(total.get("CPU", 0)), total.get("GPU", 0.0)
+    if DRIVER_RESOURCE not in total:
+        raise GridError(f"the cluster has no {DRIVER_RESOURCE!r} resource for the trial drivers; start its head "
+                        f"node with --resources='{{\"{DRIVER_RESOURCE}\": 1000}}' (cluster.yaml does)")  # fmt: skip
+    need_cpus = spec.workers * spec.cpus_per_worker
+    if need_cpus > cpus:
+        raise GridError(f"{spec.workers} workers x {spec.cpus_per_worker} CPUs per training need {need_cpus} "
+                        f"CPUs but the cluster has {cpus}")  # fmt: skip
+    use_gpu = gpus > 0 and spec.device != "cpu" and spec.gpus_per_trial != 0
+    if spec.device == "cuda" and gpus == 0:
+        raise GridError("--device cuda but the cluster has no GPU")
+    fraction = 0.0
+    if use_gpu:
+        fraction = spec.gpus_per_trial or max(DEFAULT_GPU_FRACTION.get(a, 0.25) for a in spec.archs)
+        if spec.workers > 1:
+            fraction = max(fraction, 0.5)  # Ray issue 48012
+    by_cpu = cpus // need_cpus
+    by_gpu = math.floor(gpus / fraction + 1e-9) if fraction else by_cpu
+    return Resources(spec.cpus_per_worker, fraction, spec.workers, max(1, min(by_cpu, by_gpu, trainings)))
+
+
+def run_trial(config: dict[str, Any]) -> None:
+    """A Tune trial: drive one TorchTrainer, whose metrics reach Tune through TuneReportCallback."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from grid.worker import train_loop
+
+    res: Resources = config["resources"]
+    per_worker = {"CPU": res.cpus_per_worker}
+    if res.gpu_per_training:
+        per_worker["GPU"] = res.gpu_per_training / res.workers
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config=config["job"],
+        scaling_config=ScalingConfig(num_workers=res.workers, use_gpu=bool(res.gpu_per_training),
+                                     resources_per_worker=per_worker),  # fmt: skip
+        run_config=RunConfig(
+            name=config["train_run_name"],
+            storage_path=config["storage_path"],
+            storage_filesystem=config["storage_filesystem"],
+            failure_config=FailureConfig(max_failures=config["max_failures"],
+                                         controller_failure_limit=CONTROLLER_FAILURE_LIMIT),  # fmt: skip
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            callbacks=[TuneReportCallback()],
+            worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": str(res.cpus_per_worker)}},
+        ),
+    )
+    trainer.fit()
+
+
+def run_tune(trials: list[dict[str, Any]], *, experiment: str, storage_path: str, storage_filesystem,
+             max_concurrent: int, callbacks: list, verbose: bool):  # fmt: skip
+    """Run the pending trainings as one Tune grid; returns Tune's ResultGrid."""
+    from ray import tune
+
+    by_name = {t["training_id"]: t for t in trials}
+    # Trial configs carry a whole job each: Tune searches over names, the jobs travel in the object store.
+    trainable = tune.with_parameters(_trial_by_name, trials=by_name)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {DRIVER_RESOURCE: 1}),
+        param_space={"training": tune.grid_search(sorted(by_name))},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent,
+                                    trial_name_creator=lambda t: t.config["training"],
+                                    trial_dirname_creator=lambda t: t.config["training"]),  # fmt: skip
+        run_config=tune.RunConfig(name=experiment, storage_path=storage_path,
+                                  storage_filesystem=storage_filesystem, callbacks=callbacks,
+                                  verbose=2 if verbose else 0),  # fmt: skip
+    )
+    return tuner.fit()
+
+
+def _trial_by_name(config: dict[str, Any], trials: dict[str, dict[str, Any]]) -> None:
+    run_trial(trials[config["training"]])

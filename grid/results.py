@@ -1,0 +1,106 @@
+"""Results from storage: each training's latest checkpoint holds its whole per-epoch history.
+
+Tune rewrites a resumed trial's history with only its post-restore rows, and a Train V2 Result keeps metrics
+only of retained checkpoints; the history inside the latest checkpoint (metrics.json) is complete either way,
+so it is the one source of the results tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.fs as pafs
+
+from grid.plan import PlannedTraining
+from grid.worker import STATUS_FILE
+
+METRICS_FILE = "metrics.json"
+ARTIFACTS = ("submission.csv", "predictions.png")
+FINISHED = ("ok", "diverged")  # a training in one of these states is never rerun
+
+
+@dataclass
+class Outcome:
+    """What storage (and, for failures, Tune) says about one training."""
+
+    status: str = "missing"  # ok | diverged | failed | running | missing
+    error: str = ""
+    history: list[dict] = field(default_factory=list)
+    checkpoint: str | None = None  # path of the latest checkpoint in the storage filesystem
+
+    def finished(self, planned: PlannedTraining) -> bool:
+        done = self.status == "diverged" or len(self.history) >= planned.config.epochs
+        return self.status in FINISHED and done
+
+
+def read_outcome(fs: pafs.FileSystem, train_dir: str) -> Outcome:
+    """The latest `epoch_NNNN` checkpoint under a Train run folder, or a `missing` outcome."""
+    infos = fs.get_file_info(pafs.FileSelector(train_dir, allow_not_found=True))
+    checkpoints = sorted(i.path for i in infos
+                         if i.type == pafs.FileType.Directory and i.base_name.startswith("epoch_"))  # fmt: skip
+    if not checkpoints:
+        return Outcome()
+    latest = checkpoints[-1]
+    status = json.loads(_read(fs, posixpath.join(latest, STATUS_FILE)))
+    history = json.loads(_read(fs, posixpath.join(latest, METRICS_FILE)))
+    return Outcome(status["status"], status.get("error", ""), history, latest)
+
+
+def fetch_artifacts(fs: pafs.FileSystem, outcome: Outcome, dest: Path) -> list[Path]:
+    """Copy the final checkpoint's submission.csv and 12-image figure into the run folder."""
+    if outcome.checkpoint is None:
+        return []
+    copied = []
+    for name in ARTIFACTS:
+        src = posixpath.join(outcome.checkpoint, name)
+        if fs.get_file_info(src).type == pafs.FileType.File:
+            dest.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_bytes(_read(fs, src))
+            copied.append(dest / name)
+    return copied
+
+
+def cell_rows(planned: PlannedTraining, outcome: Outcome) -> list[dict]:
+    """One results row per grid cell this training fills."""
+    cfg, history = planned.config, outcome.history
+    rows = []
+    for epochs in planned.cells:
+        row = {"arch": cfg.arch, "activation": cfg.activation, "recipe": cfg.recipe, "seed": cfg.seed,
+               "epochs": epochs, "training_id": cfg.training_id}  # fmt: skip
+        if epochs <= len(history):
+            h = history[epochs - 1]
+            seconds = sum(e["epoch_seconds"] + e["eval_seconds"] for e in history[:epochs])
+            row.update({k: h[k] for k in ("test_acc", "test_acc_as_published", "val_acc", "train_loss", "val_loss")},
+                       status="ok", seconds=seconds, error="")  # fmt: skip
+        else:
+            status = outcome.status if outcome.status in ("diverged", "failed") else "missing"
+            error = outcome.error or ("training did not reach this epoch" if status == "missing" else "")
+            row.update({k: math.nan for k in ("test_acc", "test_acc_as_published", "val_acc", "train_loss",
+                                               "val_loss", "seconds")}, status=status, error=error)  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def history_rows(planned: PlannedTraining, outcome: Outcome) -> list[dict]:
+    cfg = planned.config
+    ident = {"training_id": cfg.training_id, "arch": cfg.arch, "activation": cfg.activation,
+             "recipe": cfg.recipe, "seed": cfg.seed}  # fmt: skip
+    return [{**ident, **h} for h in outcome.history]
+
+
+def frames(plans: list[PlannedTraining], outcomes: dict[str, Outcome]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(results: one row per cell, history: one row per training epoch)."""
+    results = [r for p in plans for r in cell_rows(p, outcomes[p.training_id])]
+    history = [r for p in plans for r in history_rows(p, outcomes[p.training_id])]
+    results_df = pd.DataFrame(results).sort_values(["arch", "activation", "recipe", "seed", "epochs"])
+    return results_df.reset_index(drop=True), pd.DataFrame(history)
+
+
+def _read(fs: pafs.FileSystem, path: str) -> bytes:
+    with fs.open_input_stream(path) as f:
+        return f.read()

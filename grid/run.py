@@ -1,0 +1,194 @@
+"""One grid run, end to end: plan, train on Ray, collect from storage, write tables, plots and the report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import data
+from data import fs as data_fs
+from grid import atomic, report, tables
+from grid.plan import PlannedTraining, plan
+from grid.results import Outcome, fetch_artifacts, frames, read_outcome
+from grid.spec import GridError, GridSpec
+from grid.worker import Job
+
+GRID_FILE = "grid.json"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    out: Path
+    data: str | None  # shard folder/URI, raw source, or None for the official download
+    storage: str | None = None  # Ray storage (folder or s3://...); default OUT/storage
+    address: str | None = None
+    resume: bool = False
+    verbose: bool = False
+    cache_dir: str = str(Path.home() / ".cache" / "cifar-grid")
+    wandb: dict = field(default_factory=dict)  # WandbSettings fields; {} or mode "disabled": off
+    status_every_s: float = 30.0
+
+
+def run(spec: GridSpec, opts: RunOptions) -> int:
+    """Runs (or resumes) a grid; returns the exit code: 0 when every cell has a result, else 1."""
+    out = opts.out.resolve()
+    if not opts.address:
+        _check_local_cpus(spec)
+    spec = _open_run_folder(spec, opts, out)
+    data_uri = data.resolve_shards(opts.data, opts.cache_dir)
+    manifest_bytes = _read_manifest(data_uri)
+    _check_split(spec, json.loads(manifest_bytes), data_uri)
+    extras = {**spec.extras, "data_uri": data_uri, "data_manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+              "code_version": code_version(), "prefix_sharing": True}  # fmt: skip
+    plans = plan(spec)
+    extras["prefix_sharing"] = any(len(p.cells) > 1 for p in plans)
+    spec = GridSpec.from_dict({**spec.to_dict(), "extras": extras})
+    atomic.write_json(out / GRID_FILE, spec.to_dict())
+
+    storage = opts.storage or str(out / "storage")
+    fs, storage_path = data_fs.resolve(storage)
+    outcomes = {p.training_id: read_outcome(fs, _train_dir(storage_path, spec, p)) for p in plans}
+    pending = [p for p in plans if not outcomes[p.training_id].finished(p)]
+    skipped = len(plans) - len(pending)
+    print(f"grid {spec.name!r}: {spec.cells} cells from {len(plans)} trainings; {len(pending)} to train"
+          + (f", {skipped} already finished (not rerun)" if skipped else ""), flush=True)  # fmt: skip
+    if any(len(p.cells) > 1 for p in plans):
+        print("note: constant learning rate, so each k-epoch cell is read from the first k epochs of one longer "
+              "training with the same seed (see --dry-run)", flush=True)  # fmt: skip
+
+    failures = _train(spec, opts, pending, data_uri, fs, storage, storage_path) if pending else {}
+    for p in plans:
+        outcome = read_outcome(fs, _train_dir(storage_path, spec, p))
+        if p.training_id in failures and not outcome.finished(p):
+            outcome.status, outcome.error = "failed", failures[p.training_id]
+        outcomes[p.training_id] = outcome
+        fetch_artifacts(fs, outcome, out / "trainings" / p.training_id)
+    return _write_outputs(spec, plans, outcomes, out)
+
+
+def _open_run_folder(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec:
+    """A new run never touches an old one's state; --resume continues the grid recorded in the folder."""
+    grid_file = out / GRID_FILE
+    if opts.resume:
+        if not grid_file.is_file():
+            raise GridError(f"{grid_file}: no grid to resume there (start it without --resume)")
+        return GridSpec.from_dict(json.loads(grid_file.read_text()))
+    if out.exists() and any(out.iterdir()):
+        raise GridError(f"{out}: a run is already there; continue it with --resume --name {out.name}, "
+                        "or choose another --name / --out")  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    return spec
+
+
+def _train(spec: GridSpec, opts: RunOptions, pending: list[PlannedTraining], data_uri: str, fs, storage: str,
+           storage_path: str) -> dict[str, str]:  # fmt: skip
+    """Runs the pending trainings on Ray; returns {training_id: one-line reason} for trials Tune saw fail."""
+    import ray
+
+    from grid.progress import Progress
+    from grid.ray_runner import plan_resources, run_tune, start_ray
+
+    start_ray(opts.address, opts.verbose)
+    try:
+        resources = plan_resources(spec, len(pending))
+        print(f"ray: {resources.max_concurrent} trainings at a time, {resources.workers} worker(s) x "
+              f"{resources.cpus_per_worker} CPU" + (f", {resources.gpu_per_training:g} GPU per training"
+                                                     if resources.gpu_per_training else ""), flush=True)  # fmt: skip
+        remote_fs = None if storage == storage_path or not storage.startswith(("s3:", "gs:", "hdfs:")) else fs
+        trials = [_trial(spec, opts, p, data_uri, resources, remote_fs, storage_path) for p in pending]
+        progress = Progress({p.training_id: p.config.epochs for p in pending}, every_s=opts.status_every_s)
+        attempt = time.strftime("%Y%m%d-%H%M%S")
+        results = run_tune(trials, experiment=f"{spec.name}.tune-{attempt}", storage_path=storage_path,
+                           storage_filesystem=remote_fs, max_concurrent=resources.max_concurrent,
+                           callbacks=[progress], verbose=opts.verbose)  # fmt: skip
+        failures = {}
+        for r in results:
+            if r.error is not None:
+                lines = [ln for ln in str(r.error).strip().splitlines() if ln.strip()]
+                failures[r.config["training"]] = lines[-1] if lines else type(r.error).__name__
+        return failures
+    finally:
+        ray.shutdown()
+
+
+def _trial(spec: GridSpec, opts: RunOptions, p: PlannedTraining, data_uri: str, resources, remote_fs,
+           storage_path: str) -> dict:  # fmt: skip
+    wandb = dict(opts.wandb)
+    if wandb and not wandb.get("dir"):
+        wandb["dir"] = str(opts.out.resolve() / "wandb")
+    job = Job(train=p.config.to_dict(), cells=p.cells, data_uri=data_uri, grid_name=spec.name, wandb=wandb,
+              wandb_config={"code_version": spec.extras.get("code_version", "")})  # fmt: skip
+    return {"training_id": p.training_id, "job": job.to_dict(), "resources": resources,
+            "train_run_name": _train_run_name(spec, p), "storage_path": storage_path,
+            "storage_filesystem": remote_fs, "max_failures": spec.max_failures}  # fmt: skip
+
+
+def _train_run_name(spec: GridSpec, p: PlannedTraining) -> str:
+    return f"{spec.name}.{p.training_id}"  # unique per training and grid, also in a shared cluster's dashboard
+
+
+def _train_dir(storage_path: str, spec: GridSpec, p: PlannedTraining) -> str:
+    return posixpath.join(storage_path, _train_run_name(spec, p))
+
+
+def _write_outputs(spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[str, Outcome], out: Path) -> int:
+    results, history = frames(plans, outcomes)
+    atomic.write_parquet(out / "results.parquet", results)
+    atomic.write_csv(out / "results.csv", results)
+    if not history.empty:
+        atomic.write_parquet(out / "history.parquet", history)
+    report_path = report.build(out, results, history if not history.empty else None, spec.to_dict())
+    print()
+    print(tables.tables_markdown(results))
+    missing = results[~results["status"].isin(["ok", "diverged"])]
+    bad = {(p.training_id, outcomes[p.training_id].status, outcomes[p.training_id].error) for p in plans
+           if outcomes[p.training_id].status not in ("ok",)}  # fmt: skip
+    if bad:
+        print("\ntrainings that did not finish cleanly:")
+        for training_id, status, error in sorted(bad):
+            print(f"  {training_id}: {status}: {error or 'no reason recorded'}")
+    print(f"\nresults: {out / 'results.parquet'} (and .csv), history: {out / 'history.parquet'}")
+    print(f"tables: {out / 'tables'}/, plots: {out / 'plots'}/, per training: {out / 'trainings'}/")
+    print(f"report: {report_path}")
+    if len(missing):
+        print(f"{len(missing)} of {len(results)} cells have no result", file=sys.stderr)
+    return 1 if len(missing) else 0
+
+
+def _check_local_cpus(spec: GridSpec) -> None:
+    cpus = os.cpu_count() or 1
+    if spec.workers * spec.cpus_per_worker > cpus:
+        raise GridError(f"{spec.workers} workers x {spec.cpus_per_worker} CPUs per training need "
+                        f"{spec.workers * spec.cpus_per_worker} CPUs but this machine has {cpus}")  # fmt: skip
+
+
+def _read_manifest(data_uri: str) -> bytes:
+    fs, path = data_fs.resolve(data_uri)
+    with fs.open_input_stream(posixpath.join(path, "manifest.json")) as f:
+        return f.read()
+
+
+def _check_split(spec: GridSpec, manifest: dict, data_uri: str) -> None:
+    train_rows = manifest.get("splits", {}).get("train", 0)
+    if train_rows and spec.val_size >= train_rows:
+        raise GridError(f"{data_uri}: --val-size {spec.val_size} leaves no training images of {train_rows}")
+
+
+def code_version() -> str:
+    """The git commit of the project's code (with -dirty when it has uncommitted changes), or 'unknown'."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=5, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()  # fmt: skip
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

@@ -1,0 +1,46 @@
+"""Shared fixtures: synthetic CIFAR-10 shards for grid tests, and the fault suite's ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+import data
+from tests.fixtures_data import synthetic, write_official
+
+
+@pytest.fixture(scope="session")
+def grid_shards(tmp_path_factory) -> str:
+    """Shards of a small synthetic CIFAR-10 (official python-batch format): 400 train, 100 test images."""
+    root = tmp_path_factory.mktemp("grid-data")
+    source = write_official(root / "source", synthetic(n_train=400, n_test=100, seed=1))
+    data.prepare(str(source), str(root / "shards"))
+    return str(root / "shards")
+
+
+@dataclass
+class FaultLedger:
+    injected: int = 0
+    survived: int = 0
+    lost: int = 0  # results lost to a fault: must stay 0
+
+    def record(self, survived: bool, lost: int = 0) -> None:
+        self.injected += 1
+        self.survived += int(survived)
+        self.lost += lost
+
+
+_LEDGER = FaultLedger()
+
+
+@pytest.fixture
+def faults() -> FaultLedger:
+    """Fault tests record each injected fault here; the session summary prints the totals."""
+    return _LEDGER
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _LEDGER.injected:
+        terminalreporter.write_line(f"faults: injected {_LEDGER.injected}, survived {_LEDGER.survived}, "
+                                    f"results lost {_LEDGER.lost}")  # fmt: skip
