@@ -9,6 +9,8 @@ import pytest
 import data
 from tests.fixtures_data import synthetic, write_official
 
+pytest_plugins = ["tests.s3_server"]  # the loopback S3 server fixtures
+
 
 @pytest.fixture(scope="session")
 def grid_shards(tmp_path_factory) -> str:
