@@ -52,8 +52,9 @@ def start_ray(address: str | None, verbose: bool) -> None:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=verbose,
                  logging_level=logging.INFO if verbose else logging.WARNING)  # fmt: skip
     else:
-        # Locally the head node is this machine: it hosts the trial drivers.
-        ray.init(resources={DRIVER_RESOURCE: 1024}, runtime_env=runtime_env, log_to_driver=verbose,
+        # address="local": always a new Ray of our own, never a `ray start` cluster left on this machine.
+        # Its head node is this machine and hosts the trial drivers.
+        ray.init(address="local", resources={DRIVER_RESOURCE: 1024}, runtime_env=runtime_env, log_to_driver=verbose,
                  logging_level=logging.INFO if verbose else logging.WARNING)  # fmt: skip
 
 

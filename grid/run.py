@@ -70,7 +70,10 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
             outcome.status, outcome.error = "failed", failures[p.training_id]
         outcomes[p.training_id] = outcome
         fetch_artifacts(fs, outcome, out / "trainings" / p.training_id)
-    return _write_outputs(spec, plans, outcomes, out)
+    code = _write_outputs(spec, plans, outcomes, out)
+    if opts.wandb and pending:
+        _print_wandb_sync(opts, out)
+    return code
 
 
 def _open_run_folder(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec:
@@ -113,6 +116,8 @@ def _train(spec: GridSpec, opts: RunOptions, pending: list[PlannedTraining], dat
             if r.error is not None:
                 lines = [ln for ln in str(r.error).strip().splitlines() if ln.strip()]
                 failures[r.config["training"]] = lines[-1] if lines else type(r.error).__name__
+            elif (r.metrics or {}).get("status") == "failed":  # the worker's own one-line reason (bad data)
+                failures[r.config["training"]] = r.metrics.get("error", "")
         return failures
     finally:
         ray.shutdown()
@@ -160,6 +165,14 @@ def _write_outputs(spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[
     if len(missing):
         print(f"{len(missing)} of {len(results)} cells have no result", file=sys.stderr)
     return 1 if len(missing) else 0
+
+
+def _print_wandb_sync(opts: RunOptions, out: Path) -> None:
+    from grid.wandb_log import WandbSettings, sync_command
+
+    command = sync_command(WandbSettings(**{**opts.wandb, "dir": Path(opts.wandb.get("dir") or out / "wandb")}))
+    if command:
+        print(f"W&B ran offline; to upload the runs: {command}")
 
 
 def _check_local_cpus(spec: GridSpec) -> None:

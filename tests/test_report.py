@@ -27,23 +27,60 @@ def make_run(run_dir: Path, name: str = "smoke", trainings: int = 2, epochs: int
     for seed in range(trainings):
         tid = f"baseline-relu-s{seed}<b>"
         for e in range(1, epochs + 1):
-            history.append({"training_id": tid, "arch": "baseline", "activation": "relu", "recipe": "paper",
-                            "seed": seed, "epoch": e, "train_loss": 2.0 / e, "train_acc": 0.3 * e,
-                            "val_loss": 1.5 + 0.01 * e, "val_acc": 0.3, "test_acc": 0.3, "test_acc_as_published": 0.29,
-                            "lr": 0.001, "epoch_seconds": 1.0, "eval_seconds": 0.1, "images_per_second": 1000.0})
+            history.append(
+                {
+                    "training_id": tid,
+                    "arch": "baseline",
+                    "activation": "relu",
+                    "recipe": "paper",
+                    "seed": seed,
+                    "epoch": e,
+                    "train_loss": 2.0 / e,
+                    "train_acc": 0.3 * e,
+                    "val_loss": 1.5 + 0.01 * e,
+                    "val_acc": 0.3,
+                    "test_acc": 0.3,
+                    "test_acc_as_published": 0.29,
+                    "lr": 0.001,
+                    "epoch_seconds": 1.0,
+                    "eval_seconds": 0.1,
+                    "images_per_second": 1000.0,
+                }
+            )
             diverged = seed == 1 and e == epochs
-            results.append({"arch": "baseline", "activation": "relu", "recipe": "paper", "seed": seed, "epochs": e,
-                            "test_acc": float("nan") if diverged else 0.3 + 0.01 * e,
-                            "test_acc_as_published": float("nan") if diverged else 0.29 + 0.01 * e,
-                            "val_acc": 0.3, "train_loss": 2.0 / e, "val_loss": 1.5, "training_id": tid,
-                            "status": "diverged" if diverged else "ok", "seconds": float(e),
-                            "error": "<img src=x onerror=alert(2)>" if diverged else ""})
+            results.append(
+                {
+                    "arch": "baseline",
+                    "activation": "relu",
+                    "recipe": "paper",
+                    "seed": seed,
+                    "epochs": e,
+                    "test_acc": float("nan") if diverged else 0.3 + 0.01 * e,
+                    "test_acc_as_published": float("nan") if diverged else 0.29 + 0.01 * e,
+                    "val_acc": 0.3,
+                    "train_loss": 2.0 / e,
+                    "val_loss": 1.5,
+                    "training_id": tid,
+                    "status": "diverged" if diverged else "ok",
+                    "seconds": float(e),
+                    "error": "<img src=x onerror=alert(2)>" if diverged else "",
+                }
+            )
     run_dir.mkdir(parents=True)
     pd.DataFrame(results).to_parquet(run_dir / "results.parquet")
     pd.DataFrame(history).to_parquet(run_dir / "history.parquet")
-    spec = {"name": name, "archs": ["baseline"], "activations": ["relu"], "epochs": list(range(1, epochs + 1)),
-            "seeds": list(range(trainings)), "recipe": "paper", "data_manifest_sha256": "f" * 64,
-            "code_version": "abc1234", "data_uri": "/data/shards", "prefix_sharing": True}
+    spec = {
+        "name": name,
+        "archs": ["baseline"],
+        "activations": ["relu"],
+        "epochs": list(range(1, epochs + 1)),
+        "seeds": list(range(trainings)),
+        "recipe": "paper",
+        "data_manifest_sha256": "f" * 64,
+        "code_version": "abc1234",
+        "data_uri": "/data/shards",
+        "prefix_sharing": True,
+    }
     (run_dir / "grid.json").write_text(json.dumps(spec))
     figure = run_dir / "trainings" / "baseline-relu-s0<b>" / "predictions.png"
     figure.parent.mkdir(parents=True)
@@ -52,6 +89,7 @@ def make_run(run_dir: Path, name: str = "smoke", trainings: int = 2, epochs: int
 
 
 # ---- atomic writes ----------------------------------------------------------------------------------------
+
 
 def test_atomic_writes_replace_and_leave_no_temp(tmp_path):
     p = tmp_path / "sub" / "f.txt"
@@ -92,16 +130,19 @@ def test_failed_writes_keep_the_old_file(tmp_path):
 def test_killed_process_never_leaves_a_partial_file(tmp_path):
     p = tmp_path / "big.txt"
     p.write_text("old")
-    code = (f"import os, signal\nfrom grid import atomic\n"
-            f"with atomic.atomic_open({str(p)!r}, 'w', encoding='utf-8') as f:\n"
-            f"    f.write('x' * 1_000_000); f.flush()\n"
-            f"    os.kill(os.getpid(), signal.SIGKILL)\n")
+    code = (
+        f"import os, signal\nfrom grid import atomic\n"
+        f"with atomic.atomic_open({str(p)!r}, 'w', encoding='utf-8') as f:\n"
+        f"    f.write('x' * 1_000_000); f.flush()\n"
+        f"    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True)
     assert proc.returncode == -9
     assert p.read_text() == "old"  # the half-written data is only ever in the temp file
 
 
 # ---- plots ------------------------------------------------------------------------------------------------
+
 
 def test_plots_are_pngs_and_paged(tmp_path):
     run = make_run(tmp_path / "run", trainings=13)
@@ -115,6 +156,7 @@ def test_plots_are_pngs_and_paged(tmp_path):
 
 # ---- report.html ------------------------------------------------------------------------------------------
 
+
 def test_report_is_self_contained_and_escaped(tmp_path):
     run = make_run(tmp_path / "run", name=EVIL)
     html = report.build(run).read_text()
@@ -127,9 +169,21 @@ def test_report_is_self_contained_and_escaped(tmp_path):
     assert len(sources) == 3  # accuracy, losses, the training's predictions figure
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert all(base64.b64decode(s.split(",", 1)[1]).startswith(PNG_MAGIC) for s in sources)
-    for text in ("Table 3-1", "Full grid", "f" * 64, "abc1234", "lr 0.001", "momentum 0.9", "batch size 32",
-                 "no augmentation", "40,000 train / 10,000 validation", "test_acc_as_published", "Failed cells",
-                 "diverged", "first k epochs"):
+    for text in (
+        "Table 3-1",
+        "Full grid",
+        "f" * 64,
+        "abc1234",
+        "lr 0.001",
+        "momentum 0.9",
+        "batch size 32",
+        "no augmentation",
+        "40,000 train / 10,000 validation",
+        "test_acc_as_published",
+        "Failed cells",
+        "diverged",
+        "first k epochs",
+    ):
         assert text in html, text
     for name in ("Table 3-2", "Table 3-3", "Table 3-4"):
         assert re.search(name + r" \(.*?\): not in this grid", html)
@@ -149,9 +203,11 @@ def test_report_without_history_or_spec(tmp_path):
 
 # ---- CLI --------------------------------------------------------------------------------------------------
 
+
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "grid.report", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "grid.report", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_cli_rebuilds_a_run_dir(tmp_path):
@@ -161,8 +217,12 @@ def test_cli_rebuilds_a_run_dir(tmp_path):
     assert "### Table 3-1: baseline CNN, ReLU" in proc.stdout
     assert "| 3 |  | 0.3200 (1/2 seeds ok) |  | 0.3300 |" in proc.stdout
     assert (run / "report.html").is_file()
-    assert {p.name for p in (run / "tables").iterdir()} == {"table_3_1.md", "table_3_1.csv", "full_grid.md",
-                                                           "full_grid.csv"}
+    assert {p.name for p in (run / "tables").iterdir()} == {
+        "table_3_1.md",
+        "table_3_1.csv",
+        "full_grid.md",
+        "full_grid.csv",
+    }
     assert {p.name for p in (run / "plots").iterdir()} == {"accuracy.png", "losses.png"}
 
 

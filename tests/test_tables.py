@@ -9,10 +9,22 @@ from grid import published, tables
 
 
 def cell(arch, act, epochs, ours, ev, *, seed=0, status="ok", recipe="paper", tid=None, error=""):
-    return {"arch": arch, "activation": act, "recipe": recipe, "seed": seed, "epochs": epochs,
-            "test_acc": ev, "test_acc_as_published": ours, "val_acc": 0.5, "train_loss": 1.0, "val_loss": 1.5,
-            "training_id": tid or f"{arch}-{act}-{recipe}-s{seed}", "status": status,
-            "seconds": 10.0 * epochs, "error": error}
+    return {
+        "arch": arch,
+        "activation": act,
+        "recipe": recipe,
+        "seed": seed,
+        "epochs": epochs,
+        "test_acc": ev,
+        "test_acc_as_published": ours,
+        "val_acc": 0.5,
+        "train_loss": 1.0,
+        "val_loss": 1.5,
+        "training_id": tid or f"{arch}-{act}-{recipe}-s{seed}",
+        "status": status,
+        "seconds": 10.0 * epochs,
+        "error": error,
+    }
 
 
 def frame(*cells):
@@ -26,6 +38,7 @@ def row(table, epochs):
 
 
 # ---- published values -------------------------------------------------------------------------------------
+
 
 def test_published_values_and_notes():
     assert published.value("baseline", "relu", 100) == 0.5797
@@ -45,14 +58,25 @@ def test_published_values_and_notes():
 
 # ---- paper tables -----------------------------------------------------------------------------------------
 
+
 def test_table_3_1_single_seed_exact():
     res = frame(cell("baseline", "relu", 10, 0.55, 0.56), cell("baseline", "relu", 100, 0.5897, 0.60))
     t = tables.paper_table(res, tables.PAPER_TABLES[0])
     assert list(t.display.columns) == ["epochs", "relu: published", "relu: ours", "relu: diff", "relu: eval"]
-    assert row(t, 100) == {"epochs": "100", "relu: published": "0.5797", "relu: ours": "0.5897",
-                           "relu: diff": "+0.0100", "relu: eval": "0.6000"}
-    assert row(t, 10) == {"epochs": "10", "relu: published": "", "relu: ours": "0.5500", "relu: diff": "",
-                          "relu: eval": "0.5600"}
+    assert row(t, 100) == {
+        "epochs": "100",
+        "relu: published": "0.5797",
+        "relu: ours": "0.5897",
+        "relu: diff": "+0.0100",
+        "relu: eval": "0.6000",
+    }
+    assert row(t, 10) == {
+        "epochs": "10",
+        "relu: published": "",
+        "relu: ours": "0.5500",
+        "relu: diff": "",
+        "relu: eval": "0.5600",
+    }
     data = t.data.set_index("epochs")
     assert data.loc[100, "baseline/relu: diff"] == pytest.approx(0.0100)
     assert data.loc[100, "baseline/relu: published"] == 0.5797
@@ -64,8 +88,13 @@ def test_two_seeds_mean_and_std():
     res = frame(cell("improved", "relu", 10, 0.68, 0.70, seed=0), cell("improved", "relu", 10, 0.70, 0.72, seed=1))
     t = tables.paper_table(res, tables.PAPER_TABLES[2])
     # mean 0.69, std (ddof=1) = sqrt(2 * 0.01^2 / 1) = 0.0141; diff = 0.69 - 0.6856
-    assert row(t, 10) == {"epochs": "10", "relu: published": "0.6856", "relu: ours": "0.6900 ± 0.0141",
-                          "relu: diff": "+0.0044", "relu: eval": "0.7100 ± 0.0141"}
+    assert row(t, 10) == {
+        "epochs": "10",
+        "relu: published": "0.6856",
+        "relu: ours": "0.6900 ± 0.0141",
+        "relu: diff": "+0.0044",
+        "relu: eval": "0.7100 ± 0.0141",
+    }
     data = t.data.set_index("epochs")
     assert data.loc[10, "improved/relu: ours_std"] == pytest.approx(math.sqrt(2) * 0.01)
     assert data.loc[10, "improved/relu: seeds"] == 2
@@ -119,7 +148,11 @@ def test_partial_grid_omits_tables_and_writes_the_rest(tmp_path):
     assert md.index("Table 3-1") < md.index("Table 3-2") < md.index("Table 3-3") < md.index("Table 3-4")
     tables.write_tables(res, tmp_path)
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
-        "full_grid.csv", "full_grid.md", "table_3_4.csv", "table_3_4.md"]
+        "full_grid.csv",
+        "full_grid.md",
+        "table_3_4.csv",
+        "table_3_4.md",
+    ]
 
 
 def test_empty_results_do_not_crash(tmp_path):
@@ -146,9 +179,11 @@ def test_missing_required_columns_raise():
 
 # ---- full grid and output ---------------------------------------------------------------------------------
 
+
 def test_full_grid_every_cell_with_its_training():
-    res = frame(*[cell("baseline", a, e, 0.5, 0.51, seed=s)
-                  for a in ("relu", "gelu") for e in (10, 20) for s in (0, 1)])
+    res = frame(
+        *[cell("baseline", a, e, 0.5, 0.51, seed=s) for a in ("relu", "gelu") for e in (10, 20) for s in (0, 1)]
+    )
     t = tables.full_grid_table(res)
     assert len(t.display) == 4  # arch x activation x epochs, beyond the paper's models (gelu)
     first = t.display.iloc[0].to_dict()
@@ -176,9 +211,15 @@ def test_markdown_and_csv_written(tmp_path):
     assert [p.name for p in (tmp_path / "tables").iterdir() if p.name.startswith(".")] == []  # no temp files
 
 
-@pytest.mark.parametrize(("epochs", "text"), [
-    (list(range(10, 101, 10)), "10-100 every 10"), ([1, 2, 3], "1-3"), ([10, 100], "10, 100"),
-    ([5, 1, 3], "1-5 every 2"), ([1, 2, 4], "1, 2, 4"),
-])
+@pytest.mark.parametrize(
+    ("epochs", "text"),
+    [
+        (list(range(10, 101, 10)), "10-100 every 10"),
+        ([1, 2, 3], "1-3"),
+        ([10, 100], "10, 100"),
+        ([5, 1, 3], "1-5 every 2"),
+        ([1, 2, 4], "1, 2, 4"),
+    ],
+)
 def test_epochs_text(epochs, text):
     assert tables.epochs_text(epochs) == text
