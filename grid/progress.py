@@ -16,6 +16,7 @@ class Progress(Callback):
         self.best: tuple[float, str] | None = None
         self.every_s = every_s
         self.start = self.last_status = time.monotonic()
+        self.trial_seconds: dict[str, list[float]] = {}  # training -> [start, end] (wall clock, time.time())
 
     def _say(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -27,6 +28,7 @@ class Progress(Callback):
         self._say(f"{name}: {state}{detail}")
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self.trial_seconds[trial.config["training"]] = [time.time(), float("nan")]
         self._set(trial, "running")
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
@@ -42,12 +44,19 @@ class Progress(Callback):
             self._say(f"{name}: epoch {epoch}/{self.epochs[name]} test_acc {acc:.4f}")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._ended(trial)
         if self.state.get(trial.config["training"]) not in ("failed", "diverged"):
             self._set(trial, "done")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._ended(trial)
         error = str(getattr(trial, "error_msg", "") or "").strip().splitlines()
         self._set(trial, "failed", f": {error[-1] if error else 'see the trial log'}")
+
+    def _ended(self, trial) -> None:
+        times = self.trial_seconds.get(trial.config["training"])
+        if times:
+            times[1] = time.time()
 
     def on_step_end(self, iteration, trials, **info) -> None:
         now = time.monotonic()

@@ -43,45 +43,55 @@ class Resources:
 def start_ray(address: str | None, verbose: bool) -> None:
     import ray
 
-    os.environ.update({k: os.environ.get(k, v) for k, v in RAY_ENV.items()})
-    runtime_env = {"env_vars": {k: os.environ[k] for k in RAY_ENV}}
+    env = dict(RAY_ENV)
+    if address:
+        # On a cluster a training may wait for the autoscaler to boot a GPU node (minutes), longer than Ray's
+        # 60 s worker-group start timeout; the controller failure limit still bounds a real misconfiguration.
+        env["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"] = "900"
+    os.environ.update({k: os.environ.get(k, v) for k, v in env.items()})
+    runtime_env = {"env_vars": {k: os.environ[k] for k in env}}
+    level = logging.INFO if verbose else logging.WARNING
     if not verbose:
         for name in ("ray", "ray.tune", "ray.train"):
             logging.getLogger(name).setLevel(logging.WARNING)
     if address:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=verbose,
-                 logging_level=logging.INFO if verbose else logging.WARNING)  # fmt: skip
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=verbose, logging_level=level)
     else:
         # address="local": always a new Ray of our own, never a `ray start` cluster left on this machine.
         # Its head node is this machine and hosts the trial drivers.
-        ray.init(address="local", resources={DRIVER_RESOURCE: 1024}, runtime_env=runtime_env, log_to_driver=verbose,
-                 logging_level=logging.INFO if verbose else logging.WARNING)  # fmt: skip
+        ray.init(address="local", resources={DRIVER_RESOURCE: 1024}, runtime_env=runtime_env,
+                 log_to_driver=verbose, logging_level=level)  # fmt: skip
 
 
-def plan_resources(spec: GridSpec, trainings: int) -> Resources:
-    """Check the grid against the cluster (before any trial starts) and size its concurrency."""
+def plan_resources(spec: GridSpec, trainings: int, *, autoscaling: bool = False) -> Resources:
+    """Check the grid against the cluster (before any trial starts) and size its concurrency.
+
+    `autoscaling` (a cluster reached by --address, with --device cuda): GPU nodes may not exist yet, so the
+    trial drivers bound concurrency and pending trainings make the autoscaler start GPU nodes."""
     import ray
 
     total = ray.cluster_resources()
-    cpus, gpus = int(total.get("CPU", 0)), total.get("GPU", 0.0)
-    if DRIVER_RESOURCE not in total:
-        raise GridError(f"the cluster has no {DRIVER_RESOURCE!r} resource for the trial drivers; start its head "
-                        f"node with --resources='{{\"{DRIVER_RESOURCE}\": 1000}}' (cluster.yaml does)")  # fmt: skip
+    cpus, gpus, drivers = int(total.get("CPU", 0)), total.get("GPU", 0.0), int(total.get(DRIVER_RESOURCE, 0))
+    if not drivers:
+        raise GridError(f"the cluster has no {DRIVER_RESOURCE!r} resource for the trial drivers; give its head "
+                        f"node some, e.g. --resources='{{\"{DRIVER_RESOURCE}\": 24}}' (cluster.yaml does)")  # fmt: skip
     need_cpus = spec.workers * spec.cpus_per_worker
-    if need_cpus > cpus:
+    waits_for_gpus = autoscaling and spec.device == "cuda"
+    if need_cpus > cpus and not waits_for_gpus:
         raise GridError(f"{spec.workers} workers x {spec.cpus_per_worker} CPUs per training need {need_cpus} "
                         f"CPUs but the cluster has {cpus}")  # fmt: skip
-    use_gpu = gpus > 0 and spec.device != "cpu" and spec.gpus_per_trial != 0
-    if spec.device == "cuda" and gpus == 0:
+    if spec.device == "cuda" and gpus == 0 and not waits_for_gpus:
         raise GridError("--device cuda but the cluster has no GPU")
     fraction = 0.0
-    if use_gpu:
+    if (gpus > 0 or waits_for_gpus) and spec.device != "cpu" and spec.gpus_per_trial != 0:
         fraction = spec.gpus_per_trial or max(DEFAULT_GPU_FRACTION.get(a, 0.25) for a in spec.archs)
         if spec.workers > 1:
             fraction = max(fraction, 0.5)  # Ray issue 48012
+    if waits_for_gpus:
+        return Resources(spec.cpus_per_worker, fraction, spec.workers, max(1, min(drivers, trainings)))
     by_cpu = cpus // need_cpus
     by_gpu = math.floor(gpus / fraction + 1e-9) if fraction else by_cpu
-    return Resources(spec.cpus_per_worker, fraction, spec.workers, max(1, min(by_cpu, by_gpu, trainings)))
+    return Resources(spec.cpus_per_worker, fraction, spec.workers, max(1, min(by_cpu, by_gpu, drivers, trainings)))
 
 
 def run_trial(config: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ class Outcome:
     error: str = ""
     history: list[dict] = field(default_factory=list)
     checkpoint: str | None = None  # path of the latest checkpoint in the storage filesystem
+    runs: list[dict] = field(default_factory=list)  # each (re)start: the node it ran on, the epoch it began at
 
     def finished(self, planned: PlannedTraining) -> bool:
         done = self.status == "diverged" or len(self.history) >= planned.config.epochs
@@ -43,12 +44,14 @@ def read_outcome(fs: pafs.FileSystem, train_dir: str) -> Outcome:
     infos = fs.get_file_info(pafs.FileSelector(train_dir, allow_not_found=True))
     checkpoints = sorted(i.path for i in infos
                          if i.type == pafs.FileType.Directory and i.base_name.startswith("epoch_"))  # fmt: skip
-    if not checkpoints:
-        return Outcome()
-    latest = checkpoints[-1]
-    status = json.loads(_read(fs, posixpath.join(latest, STATUS_FILE)))
-    history = json.loads(_read(fs, posixpath.join(latest, METRICS_FILE)))
-    return Outcome(status["status"], status.get("error", ""), history, latest)
+    for latest in reversed(checkpoints):
+        try:
+            status = json.loads(_read(fs, posixpath.join(latest, STATUS_FILE)))
+            history = json.loads(_read(fs, posixpath.join(latest, METRICS_FILE)))
+        except FileNotFoundError:  # still uploading (or a worker died mid-upload): the one before is whole
+            continue
+        return Outcome(status["status"], status.get("error", ""), history, latest, status.get("runs", []))
+    return Outcome()
 
 
 def fetch_artifacts(fs: pafs.FileSystem, outcome: Outcome, dest: Path) -> list[Path]:

@@ -63,7 +63,8 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
         print("note: constant learning rate, so each k-epoch cell is read from the first k epochs of one longer "
               "training with the same seed (see --dry-run)", flush=True)  # fmt: skip
 
-    failures = _train(spec, opts, pending, data_uri, fs, storage, storage_path) if pending else {}
+    failures, trial_times = _train(spec, opts, pending, data_uri, fs, storage, storage_path) if pending else ({}, {})
+    _record_trial_times(out, trial_times)
     for p in plans:
         outcome = read_outcome(fs, _train_dir(storage_path, spec, p))
         if p.training_id in failures and not outcome.finished(p):
@@ -91,8 +92,9 @@ def _open_run_folder(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec:
 
 
 def _train(spec: GridSpec, opts: RunOptions, pending: list[PlannedTraining], data_uri: str, fs, storage: str,
-           storage_path: str) -> dict[str, str]:  # fmt: skip
-    """Runs the pending trainings on Ray; returns {training_id: one-line reason} for trials Tune saw fail."""
+           storage_path: str) -> tuple[dict[str, str], dict[str, list[float]]]:  # fmt: skip
+    """Runs the pending trainings on Ray; returns ({training_id: one-line reason} for the trials that failed,
+    {training_id: [trial start, trial end]} in wall-clock seconds)."""
     import ray
 
     from grid.progress import Progress
@@ -100,7 +102,7 @@ def _train(spec: GridSpec, opts: RunOptions, pending: list[PlannedTraining], dat
 
     start_ray(opts.address, opts.verbose)
     try:
-        resources = plan_resources(spec, len(pending))
+        resources = plan_resources(spec, len(pending), autoscaling=bool(opts.address))
         print(f"ray: {resources.max_concurrent} trainings at a time, {resources.workers} worker(s) x "
               f"{resources.cpus_per_worker} CPU" + (f", {resources.gpu_per_training:g} GPU per training"
                                                      if resources.gpu_per_training else ""), flush=True)  # fmt: skip
@@ -118,7 +120,7 @@ def _train(spec: GridSpec, opts: RunOptions, pending: list[PlannedTraining], dat
                 failures[r.config["training"]] = lines[-1] if lines else type(r.error).__name__
             elif (r.metrics or {}).get("status") == "failed":  # the worker's own one-line reason (bad data)
                 failures[r.config["training"]] = r.metrics.get("error", "")
-        return failures
+        return failures, progress.trial_seconds
     finally:
         ray.shutdown()
 
@@ -126,8 +128,12 @@ def _train(spec: GridSpec, opts: RunOptions, pending: list[PlannedTraining], dat
 def _trial(spec: GridSpec, opts: RunOptions, p: PlannedTraining, data_uri: str, resources, remote_fs,
            storage_path: str) -> dict:  # fmt: skip
     wandb = dict(opts.wandb)
-    if wandb and not wandb.get("dir"):
-        wandb["dir"] = str(opts.out.resolve() / "wandb")
+    if wandb:
+        from grid.wandb_log import WandbSettings, resolved_mode
+
+        # Decided here, once: a worker on another node may not see this machine's API key.
+        wandb["dir"] = wandb.get("dir") or str(opts.out.resolve() / "wandb")
+        wandb["mode"] = resolved_mode(WandbSettings(**wandb))
     job = Job(train=p.config.to_dict(), cells=p.cells, data_uri=data_uri, grid_name=spec.name, wandb=wandb,
               wandb_config={"code_version": spec.extras.get("code_version", "")})  # fmt: skip
     return {"training_id": p.training_id, "job": job.to_dict(), "resources": resources,
@@ -165,6 +171,14 @@ def _write_outputs(spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[
     if len(missing):
         print(f"{len(missing)} of {len(results)} cells have no result", file=sys.stderr)
     return 1 if len(missing) else 0
+
+
+def _record_trial_times(out: Path, times: dict[str, list[float]]) -> None:
+    """trials.json: each training's Tune trial start and end (the grid benchmark's fixed-cost figures)."""
+    path = out / "trials.json"
+    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    recorded.update({name: {"start": start, "end": end} for name, (start, end) in times.items()})
+    atomic.write_json(path, recorded)
 
 
 def _print_wandb_sync(opts: RunOptions, out: Path) -> None:

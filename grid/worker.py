@@ -51,6 +51,7 @@ class Job:
 
 def train_loop(job_dict: dict[str, Any]) -> None:
     """`train_loop_per_worker` of the grid's TorchTrainer."""
+    import ray
     import ray.train
     import ray.train.torch
 
@@ -70,19 +71,22 @@ def train_loop(job_dict: dict[str, Any]) -> None:
         return
 
     training = Training(cfg, cifar, device, rank=rank, world_size=world)
-    status = _restore(training, ray.train.get_checkpoint())
-    if status in ("ok", "diverged"):
-        ray.train.report({"status": status, "epoch": training.epoch})
+    previous = _restore(training, ray.train.get_checkpoint())
+    if previous.get("status") in ("ok", "diverged"):
+        ray.train.report({"status": previous["status"], "epoch": training.epoch})
         return
 
     run = _start_wandb(job, training, cifar, rank)
-    reporter = _Reporter(job, training, rank)
+    # Where the training ran, across restarts: the multi-node tests check it moved when a node died.
+    here = {"node_id": ray.get_runtime_context().get_node_id(), "from_epoch": training.epoch}
+    runs = [*previous.get("runs", []), here]
+    reporter = _Reporter(job, training, rank, runs)
     while training.epoch < cfg.epochs:
         try:
             metrics = training.run_epoch()
         except Diverged as e:
             reporter.report("diverged", error=str(e))
-            run.finish(summary=_summary(training, job.cells), files=[])
+            run.finish(summary=_summary(training, job.cells), files=[], exit_code=1)  # shows as failed in W&B
             return
         run.log_epoch(metrics)
         reporter.maybe_report()
@@ -91,8 +95,8 @@ def train_loop(job_dict: dict[str, Any]) -> None:
 
 
 class _Reporter:
-    def __init__(self, job: Job, training: Training, rank: int) -> None:
-        self.job, self.training, self.rank = job, training, rank
+    def __init__(self, job: Job, training: Training, rank: int, runs: list[dict]) -> None:
+        self.job, self.training, self.rank, self.runs = job, training, rank, runs
         self.last = 0.0
 
     def maybe_report(self) -> None:
@@ -117,7 +121,8 @@ class _Reporter:
             folder = Path(tmp)
             self.training.save_checkpoint(folder)
             files = self.training.write_artifacts(folder) if artifacts else []
-            status_doc = {"status": status, "error": error, "epoch": epoch, "cells": list(self.job.cells)}
+            status_doc = {"status": status, "error": error, "epoch": epoch, "cells": list(self.job.cells),
+                          "runs": self.runs}  # fmt: skip
             (folder / STATUS_FILE).write_text(json.dumps(status_doc))
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{epoch:04d}")
@@ -125,11 +130,12 @@ class _Reporter:
             return _keep_copies(files)
 
 
-def _restore(training: Training, checkpoint) -> str | None:
+def _restore(training: Training, checkpoint) -> dict[str, Any]:
+    """Loads the latest checkpoint into `training`; returns its status document ({} when starting fresh)."""
     if checkpoint is None:
-        return None
+        return {}
     with checkpoint.as_directory() as folder:
-        status = json.loads((Path(folder) / STATUS_FILE).read_text())["status"]
+        status = json.loads((Path(folder) / STATUS_FILE).read_text())
         training.load_checkpoint(Path(folder))
     return status
 

@@ -21,6 +21,15 @@ def grid_shards(tmp_path_factory) -> str:
     return str(root / "shards")
 
 
+@pytest.fixture(scope="session")
+def slow_shards(tmp_path_factory) -> str:
+    """Synthetic shards big enough for multi-second epochs of `improved`: 1,500 train, 200 test images."""
+    root = tmp_path_factory.mktemp("slow-data")
+    source = write_official(root / "source", synthetic(n_train=1500, n_test=200, seed=2))
+    data.prepare(str(source), str(root / "shards"))
+    return str(root / "shards")
+
+
 @dataclass
 class FaultLedger:
     injected: int = 0

@@ -1,0 +1,92 @@
+"""Helpers for tests that drive a real Ray grid: reference trainings, processes, storage polling."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+import data
+from grid.config import TrainConfig
+from grid.training import Training
+
+TIMINGS = ("epoch_seconds", "eval_seconds", "images_per_second")
+
+
+def reference_history(cfg: TrainConfig, shards: str) -> list[dict]:
+    """The same training run uninterrupted, in this process, on the CPU with the worker's thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads or threads)
+    try:
+        cifar = data.load(shards, val_size=cfg.val_size, split_seed=cfg.split_seed,
+                          max_train_images=cfg.max_train_images, max_eval_images=cfg.max_eval_images)  # fmt: skip
+        training = Training(cfg, cifar, "cpu")
+        for _ in range(cfg.epochs):
+            training.run_epoch()
+        return training.history
+    finally:
+        torch.set_num_threads(threads)
+
+
+def without_timings(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in h.items() if k not in TIMINGS} for h in history]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, every: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+        time.sleep(every)
+
+
+def checkpoint_status(storage: Path, training_id: str) -> dict | None:
+    """The status document of a training's latest checkpoint in local storage, or None."""
+    checkpoints = sorted(storage.glob(f"*.{training_id}/epoch_*/status.json"))
+    for path in reversed(checkpoints):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):  # being written or rotated away right now
+            continue
+    return None
+
+
+def processes(match: Callable[[int, str], bool]) -> list[int]:
+    """pids of live processes whose (pid, command line) match."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and match(int(entry.name), cmdline):
+            found.append(int(entry.name))
+    return found
+
+
+def session_of(pid: int) -> int:
+    return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[3])
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process left in a session (Ray agents can outlive a killed driver)."""
+    for pid in processes(lambda pid, _: _session_or_none(pid) == sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _session_or_none(pid: int) -> int | None:
+    try:
+        return session_of(pid)
+    except (OSError, IndexError, ValueError):
+        return None

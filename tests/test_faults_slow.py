@@ -1,0 +1,101 @@
+"""Faults that need a real grid running for a while: a Ray Train worker SIGKILLed mid-epoch, and
+run_grid.py itself killed mid-grid. Each must cost only the work since the last checkpoint, never a result:
+the final metrics equal an uninterrupted training's, bit for bit on the CPU."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from grid.cli import build_spec, main, parser
+from grid.plan import plan
+from tests.ray_helpers import (
+    checkpoint_status,
+    kill_session,
+    processes,
+    reference_history,
+    wait_for,
+    without_timings,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+ROOT = Path(__file__).resolve().parent.parent
+GRID = ["--archs", "improved", "--epochs", "1", "2", "3", "4", "5", "--val-size", "300", "--wandb", "disabled"]
+
+
+def _check_against_reference(out: Path, args: list[str], shards: str) -> int:
+    """Asserts each training's history equals its uninterrupted reference; returns the trainings checked."""
+    spec = build_spec(parser().parse_args(args), out.name)
+    results = pd.read_parquet(out / "results.parquet")
+    assert set(results["status"]) == {"ok"}
+    for planned in plan(spec):
+        stored = checkpoint_status(out / "storage", planned.training_id)
+        assert stored["status"] == "ok"
+        history = pd.read_parquet(out / "history.parquet").query("training_id == @planned.training_id")
+        got = without_timings(history.drop(columns=["training_id", "arch", "activation", "recipe", "seed"])
+                              .to_dict("records"))  # fmt: skip
+        assert got == without_timings(reference_history(planned.config, shards)), planned.training_id
+    return len(plan(spec))
+
+
+def test_a_worker_killed_mid_epoch_restarts_from_its_checkpoint(slow_shards, tmp_path, faults):
+    out = tmp_path / "killworker"
+    args = [*GRID, "--activations", "relu", "--data", slow_shards, "--out", str(out)]
+    outcome: dict = {}
+    grid = threading.Thread(target=lambda: outcome.setdefault("code", main(args)))
+    grid.start()
+    training_id = plan(build_spec(parser().parse_args(args), out.name))[0].training_id
+    # A checkpoint counts once the Train controller has taken its report, and a worker reports the next one
+    # only after that: when epoch 2's files land, epoch 1's checkpoint is registered.
+    wait_for(lambda: (checkpoint_status(out / "storage", training_id) or {}).get("epoch", 0) >= 2, 600,
+             "the second checkpoint")  # fmt: skip
+    workers = processes(lambda pid, cmd: cmd.startswith("ray::RayTrainWorker"))
+    assert len(workers) == 1, workers
+    os.kill(workers[0], signal.SIGKILL)  # mid-epoch 3
+    grid.join(900)
+    assert outcome.get("code") == 0
+    runs = checkpoint_status(out / "storage", training_id)["runs"]
+    assert len(runs) == 2 and runs[1]["from_epoch"] >= 1  # restarted, from a checkpoint, not from scratch
+    _check_against_reference(out, args, slow_shards)
+    faults.record(survived=True)
+
+
+def test_run_grid_killed_mid_grid_resumes_without_recomputing(slow_shards, tmp_path, faults):
+    out = tmp_path / "killgrid"
+    # 2 CPUs per worker: one training at a time, so one is finished and one half done when the grid dies.
+    args = [*GRID, "--activations", "relu", "swish", "--cpus-per-worker", "2", "--data", slow_shards,
+            "--out", str(out)]  # fmt: skip
+    first, second = (p.training_id for p in plan(build_spec(parser().parse_args(args), out.name)))
+    proc = subprocess.Popen([sys.executable, "run_grid.py", *args], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        def midway() -> bool:
+            a, b = checkpoint_status(out / "storage", first), checkpoint_status(out / "storage", second)
+            done, started = (a, b) if a and a["status"] == "ok" else (b, a)
+            # epoch >= 2: the first checkpoint of the started one is registered (see the test above).
+            return bool(done and done["status"] == "ok" and started and started["status"] == "running"
+                        and started["epoch"] >= 2)  # fmt: skip
+
+        wait_for(midway, 600, "one finished and one half-done training", every=0.02)
+        proc.kill()
+        proc.wait()
+    finally:
+        kill_session(proc.pid)  # whatever of its Ray outlived it
+    finished = first if checkpoint_status(out / "storage", first)["status"] == "ok" else second
+    untouched = {p: p.stat().st_mtime_ns for p in (out / "storage").glob(f"*.{finished}/epoch_*/*")}
+    assert not (out / "results.parquet").exists()
+
+    assert main(["--resume", "--out", str(out), "--data", slow_shards]) == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "storage").glob(f"*.{finished}/epoch_*/*")} == untouched
+    resumed = first if finished == second else second
+    runs = checkpoint_status(out / "storage", resumed)["runs"]
+    assert len(runs) == 2 and runs[1]["from_epoch"] >= 1
+    assert _check_against_reference(out, args, slow_shards) == 2
+    faults.record(survived=True)
