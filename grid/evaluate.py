@@ -1,0 +1,75 @@
+"""Evaluation passes. Each returns device tensors (sums, counts); the caller syncs once for all of them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from grid.device_data import DeviceSplit
+
+EVAL_BATCH = 500  # large batches keep evaluation a small part of an epoch; 500 was best on the CPU
+PUBLISHED_BATCH = 32  # the notebooks' test loader
+Forward = Callable[[Tensor], Tensor]  # uint8 images -> logits
+
+
+@torch.inference_mode()
+def loss_and_correct(forward: Forward, split: DeviceSplit, batch: int = EVAL_BATCH) -> Tensor:
+    """[cross-entropy sum, correct count] over `split`, float64, on the device; caller sets the mode."""
+    totals = torch.zeros(2, dtype=torch.float64, device=split.labels.device)
+    for start in range(0, len(split), batch):
+        logits = forward(split.images[start : start + batch]).float()
+        labels = split.labels[start : start + batch]
+        totals[0] += F.cross_entropy(logits, labels, reduction="sum")
+        totals[1] += (logits.argmax(1) == labels).sum()
+    return totals
+
+
+@torch.inference_mode()
+def predictions(forward: Forward, images: Tensor, batch: int = EVAL_BATCH) -> Tensor:
+    return torch.cat([forward(images[s : s + batch]).argmax(1) for s in range(0, images.shape[0], batch)])
+
+
+def correct_as_published(
+    model: nn.Module, forward: Forward, split: DeviceSplit, batches: Sequence[Tensor], seed: int
+) -> Tensor:
+    """Correct predictions the notebooks' way: train mode (dropout on, BatchNorm on batch statistics), over
+    `batches` of indices (32 each, in a fixed mixed order). Leaves no trace: the model's mode and buffers
+    (BatchNorm running stats, num_batches_tracked) are restored, and dropout draws from RNG state seeded with
+    `seed` and forked away, so the training's RNG stream is neither consumed nor consulted.
+    """
+    device = split.labels.device
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    with _model_state_restored(model), _rng_forked(device, seed), torch.no_grad():
+        model.train()
+        for indices in batches:
+            correct += (forward(split.images[indices]).argmax(1) == split.labels[indices]).sum()
+    return correct
+
+
+@contextlib.contextmanager
+def _model_state_restored(model: nn.Module) -> Iterator[None]:
+    was_training = model.training
+    saved = [(b, b.clone()) for b in model.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
+        model.train(was_training)
+
+
+@contextlib.contextmanager
+def _rng_forked(device: torch.device, seed: int) -> Iterator[None]:
+    cuda = []
+    if device.type == "cuda":
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=cuda):
+        torch.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
