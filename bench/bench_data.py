@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import data  # noqa: E402
 from data.shards import MANIFEST  # noqa: E402
 
-SHARED_JPEG = "/work/shared/data/cifar10-jpeg.tar.gz"
+SHARED_JPEG = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz")
 
 
 def best_of(repeats: int, fn) -> tuple[float, object]:

@@ -34,7 +34,7 @@ from grid.evaluate import correct_as_published, loss_and_correct  # noqa: E402
 from grid.recipes import RECIPES  # noqa: E402
 from grid.training import Training  # noqa: E402
 
-SHARED_JPEG = "/work/shared/data/cifar10-jpeg.tar.gz"
+SHARED_JPEG = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz")
 PAPER = RECIPES["paper"]
 
 

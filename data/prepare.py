@@ -6,7 +6,7 @@ SOURCE is one of (a folder, or a .tar / .tar.gz of one; everything may sit under
   official     cifar-10-python.tar.gz or its cifar-10-batches-py/ folder (pickles read without running code)
   kaggle       a folder holding train/<id>.png, trainLabels.csv, test/<id>.png, testLables.csv (or
                testLabels.csv), columns id,label with class names: the layout the paper used
-  imagefolder  train/<class>/*.png|jpg and test/<class>/*, e.g. /work/shared/data/cifar10-jpeg.tar.gz
+  imagefolder  train/<class>/*.png|jpg and test/<class>/*, e.g. ../shared/data/cifar10-jpeg.tar.gz
 Without SOURCE the official archive is downloaded into the cache folder (default ~/.cache/cifar-grid, or
 $CIFAR_GRID_CACHE) and checked by MD5.
 

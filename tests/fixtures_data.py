@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-SHARED_JPEG_TAR = Path("/work/shared/data/cifar10-jpeg.tar.gz")
+SHARED_JPEG_TAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"  # ../shared
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""cluster.yaml is a valid Ray cluster config with the shape docs/cluster.md promises.
+"""cluster.yaml is a valid Ray cluster config with the shape README.md ("On a Ray cluster") promises.
 
 Checked offline with Ray's own code: `ray up` runs prepare_config (merge with the provider's defaults)
 and validate_config (ray-schema.json + cross-field checks) before it contacts AWS; so do these tests.

@@ -1,4 +1,4 @@
-"""The real CIFAR-10 JPEG copy (/work/shared/data/cifar10-jpeg.tar.gz), end to end on a slice of it."""
+"""The real CIFAR-10 JPEG copy (../shared/data/cifar10-jpeg.tar.gz), end to end on a slice of it."""
 
 import io
 import tarfile
