@@ -1,7 +1,6 @@
 """Fetch CIFAR-10's official python archive into a cache folder, checked by MD5."""
 
 import contextlib
-import hashlib
 import os
 import shutil
 import socket
@@ -11,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from data.errors import DataError
+from data.tree import file_digest
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -64,8 +64,4 @@ def _resolve_quickly(host: str) -> None:
 
 
 def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "md5")  # the archive's published checksum is an MD5

@@ -17,7 +17,7 @@ from data.imagefolder import is_imagefolder, is_imagefolder_file, read_imagefold
 from data.kaggle import is_kaggle, is_kaggle_file, read_kaggle
 from data.official import is_official, is_official_file, read_official
 from data.records import Records
-from data.tree import Tree, file_sha256, read_tree
+from data.tree import Tree, file_digest, read_tree
 
 
 @dataclass(frozen=True)
@@ -71,4 +71,4 @@ def source_sha256(path: str | os.PathLike) -> str:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: does not exist")
-    return read_tree(path, dataset_files).sha256 if path.is_dir() else file_sha256(path)
+    return read_tree(path, dataset_files).sha256 if path.is_dir() else file_digest(path)

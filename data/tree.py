@@ -57,8 +57,9 @@ def read_tree(path: str | os.PathLike, select: Select) -> Tree:
     return Tree(str(path), False, files, top, hashlib.sha256(raw).hexdigest())
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """A file's hex digest (sha256 unless told), read in 4 MiB chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 22):
             digest.update(chunk)

@@ -12,22 +12,23 @@ from tests.fixtures_data import synthetic, write_official
 pytest_plugins = ["tests.s3_server"]  # the loopback S3 server fixtures
 
 
+def _synthetic_shards(factory, name: str, n_train: int, n_test: int, seed: int) -> str:
+    root = factory.mktemp(name)
+    source = write_official(root / "source", synthetic(n_train=n_train, n_test=n_test, seed=seed))
+    data.prepare(str(source), str(root / "shards"))
+    return str(root / "shards")
+
+
 @pytest.fixture(scope="session")
 def grid_shards(tmp_path_factory) -> str:
     """Shards of a small synthetic CIFAR-10 (official python-batch format): 400 train, 100 test images."""
-    root = tmp_path_factory.mktemp("grid-data")
-    source = write_official(root / "source", synthetic(n_train=400, n_test=100, seed=1))
-    data.prepare(str(source), str(root / "shards"))
-    return str(root / "shards")
+    return _synthetic_shards(tmp_path_factory, "grid-data", 400, 100, seed=1)
 
 
 @pytest.fixture(scope="session")
 def slow_shards(tmp_path_factory) -> str:
     """Synthetic shards big enough for multi-second epochs of `improved`: 1,500 train, 200 test images."""
-    root = tmp_path_factory.mktemp("slow-data")
-    source = write_official(root / "source", synthetic(n_train=1500, n_test=200, seed=2))
-    data.prepare(str(source), str(root / "shards"))
-    return str(root / "shards")
+    return _synthetic_shards(tmp_path_factory, "slow-data", 1500, 200, seed=2)
 
 
 @dataclass
