@@ -45,10 +45,10 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
     data_uri = data.resolve_shards(opts.data, opts.cache_dir)
     manifest_bytes = _read_manifest(data_uri)
     _check_split(spec, json.loads(manifest_bytes), data_uri)
-    extras = {**spec.extras, "data_uri": data_uri, "data_manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
-              "code_version": code_version(), "prefix_sharing": True}  # fmt: skip
     plans = plan(spec)
-    extras["prefix_sharing"] = any(len(p.cells) > 1 for p in plans)
+    shares_prefixes = any(len(p.cells) > 1 for p in plans)
+    extras = {**spec.extras, "data_uri": data_uri, "data_manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+              "code_version": code_version(), "prefix_sharing": shares_prefixes}  # fmt: skip
     spec = GridSpec.from_dict({**spec.to_dict(), "extras": extras})
     atomic.write_json(out / GRID_FILE, spec.to_dict())
 
@@ -59,7 +59,7 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
     skipped = len(plans) - len(pending)
     print(f"grid {spec.name!r}: {spec.cells} cells from {len(plans)} trainings; {len(pending)} to train"
           + (f", {skipped} already finished (not rerun)" if skipped else ""), flush=True)  # fmt: skip
-    if any(len(p.cells) > 1 for p in plans):
+    if shares_prefixes:
         print("note: constant learning rate, so each k-epoch cell is read from the first k epochs of one longer "
               "training with the same seed (see --dry-run)", flush=True)  # fmt: skip
 
