@@ -33,6 +33,14 @@ def predictions(forward: Forward, images: Tensor, batch: int = EVAL_BATCH) -> Te
     return torch.cat([forward(images[s : s + batch]).argmax(1) for s in range(0, images.shape[0], batch)])
 
 
+def depends_on_mode(model: nn.Module) -> bool:
+    """Whether train mode computes a different function than eval mode: dropout, or a norm layer that uses
+    batch statistics in training. Without such layers the notebooks' train-mode pass over the test set gives
+    the eval-mode predictions, so the training reuses those instead of a second pass."""
+    modal = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)
+    return any(isinstance(m, modal) for m in model.modules())
+
+
 def correct_as_published(
     model: nn.Module, forward: Forward, split: DeviceSplit, batches: Sequence[Tensor], seed: int
 ) -> Tensor:

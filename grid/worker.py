@@ -78,7 +78,7 @@ def train_loop(job_dict: dict[str, Any]) -> None:
 
     run = _start_wandb(job, training, cifar, rank)
     # Where the training ran, across restarts: the multi-node tests check it moved when a node died.
-    here = {"node_id": ray.get_runtime_context().get_node_id(), "from_epoch": training.epoch}
+    here = {"node_id": ray.get_runtime_context().get_node_id(), "from_epoch": training.epoch, "world_size": world}
     runs = [*previous.get("runs", []), here]
     reporter = _Reporter(job, training, rank, runs)
     while training.epoch < cfg.epochs:
@@ -90,8 +90,10 @@ def train_loop(job_dict: dict[str, Any]) -> None:
             return
         run.log_epoch(metrics)
         reporter.maybe_report()
-    files = reporter.report("ok", artifacts=True)
-    run.finish(summary=_summary(training, job.cells), files=files)
+    # W&B copies the artifacts when the run finishes; until then they live in a folder of our own.
+    with tempfile.TemporaryDirectory(prefix="cifar-grid-artifacts-") as keep:
+        files = reporter.report("ok", keep_artifacts_in=Path(keep))
+        run.finish(summary=_summary(training, job.cells), files=files)
 
 
 class _Reporter:
@@ -105,8 +107,10 @@ class _Reporter:
         if due and epoch < self.training.cfg.epochs and time.monotonic() - self.last >= self.job.min_report_interval_s:
             self.report("running")
 
-    def report(self, status: str, *, error: str = "", artifacts: bool = False) -> list[Path]:
-        """Report the latest epoch to Ray Train with a checkpoint (rank 0 writes it; every rank reports)."""
+    def report(self, status: str, *, error: str = "", keep_artifacts_in: Path | None = None) -> list[Path]:
+        """Report the latest epoch to Ray Train with a checkpoint (rank 0 writes it; every rank reports).
+        With `keep_artifacts_in`, the checkpoint also holds the training's artifacts, and copies of them are
+        kept there (returned) for W&B: the checkpoint's own folder disappears when this returns."""
         import ray.train
 
         self.last = time.monotonic()
@@ -120,14 +124,13 @@ class _Reporter:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             self.training.save_checkpoint(folder)
-            files = self.training.write_artifacts(folder) if artifacts else []
+            files = self.training.write_artifacts(folder) if keep_artifacts_in else []
             status_doc = {"status": status, "error": error, "epoch": epoch, "cells": list(self.job.cells),
                           "runs": self.runs}  # fmt: skip
             (folder / STATUS_FILE).write_text(json.dumps(status_doc))
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{epoch:04d}")
-            # W&B attaches copies made now: the temp folder disappears when this block ends.
-            return _keep_copies(files)
+            return _copy_into(files, keep_artifacts_in) if keep_artifacts_in else []
 
 
 def _restore(training: Training, checkpoint) -> dict[str, Any]:
@@ -168,11 +171,7 @@ def _summary(training: Training, cells: tuple[int, ...]) -> dict[str, float]:
     return summary
 
 
-def _keep_copies(files: list[Path]) -> list[Path]:
-    keep = Path(tempfile.mkdtemp(prefix="cifar-grid-artifacts-"))
-    copies = []
+def _copy_into(files: list[Path], folder: Path) -> list[Path]:
     for f in files:
-        target = keep / f.name
-        target.write_bytes(f.read_bytes())
-        copies.append(target)
-    return copies
+        (folder / f.name).write_bytes(f.read_bytes())
+    return [folder / f.name for f in files]

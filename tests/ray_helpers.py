@@ -15,7 +15,7 @@ import data
 from grid.config import TrainConfig
 from grid.training import Training
 
-TIMINGS = ("epoch_seconds", "eval_seconds", "images_per_second")
+TIMINGS = ("epoch_seconds", "eval_seconds", "images_per_second", "finished_at")
 
 
 def reference_history(cfg: TrainConfig, shards: str) -> list[dict]:

@@ -8,9 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from grid import checkpoint as checkpoint_state
 from grid.cli import main
+from grid.config import TrainConfig
 from grid.wandb_history import read_history
 from grid.wandb_log import run_id
+from tests.ray_helpers import reference_history, without_timings
 
 GRID = ["--archs", "baseline", "--activations", "relu", "swish", "--epochs", "1", "2", "--val-size", "100"]
 
@@ -85,3 +88,23 @@ def test_resume_of_a_finished_grid_trains_nothing(smoke_run, grid_shards, capsys
     printed = capsys.readouterr().out
     assert "0 to train, 2 already finished (not rerun)" in printed
     assert sorted(p.name for p in (out / "storage").glob("*/epoch_*")) == checkpoints
+
+
+def test_ddp_training_through_ray_matches_one_process(grid_shards, tmp_path):
+    """--workers 2: one training on two Ray Train workers (gloo ranks), each on half of every global batch.
+    Its metrics equal the same training in one process up to float rounding (the DDP unit test's bound)."""
+    out = tmp_path / "ddp"
+    # 160 training images: whole batches of 32, so DDP drops no last partial batch and the step counts agree.
+    args = ["--archs", "baseline", "--activations", "relu", "--epochs", "2", "--val-size", "100", "--workers", "2",
+            "--max-train-images", "160"]  # fmt: skip
+    assert main([*args, "--data", grid_shards, "--out", str(out), "--wandb", "disabled"]) == 0
+    (training_id,) = pd.read_parquet(out / "results.parquet")["training_id"].unique()
+    checkpoint = max((out / "storage").glob(f"ddp.{training_id}/epoch_*"))
+    assert [r["world_size"] for r in json.loads((checkpoint / "status.json").read_text())["runs"]] == [2]
+
+    cfg = TrainConfig.from_dict(checkpoint_state.load(checkpoint)["config"])
+    assert cfg.threads == 1
+    single = reference_history(cfg, grid_shards)
+    got = json.loads((checkpoint / "metrics.json").read_text())
+    for mine, want in zip(without_timings(got), without_timings(single), strict=True):
+        assert all(mine[k] == pytest.approx(want[k], rel=1e-4, abs=1e-6) for k in mine), (mine, want)

@@ -24,9 +24,9 @@ from grid.evaluate import correct_as_published
 from grid.recipes import CIFAR_MEAN, CIFAR_STD, RECIPES
 from grid.training import METRIC_KEYS, Diverged, Training
 
-TIMINGS = ("epoch_seconds", "eval_seconds", "images_per_second")
+TIMINGS = ("epoch_seconds", "eval_seconds", "images_per_second", "finished_at")
 DESIGN_KEYS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_acc", "test_acc_as_published",
-               "lr", "epoch_seconds", "eval_seconds", "images_per_second"}  # fmt: skip
+               "lr", "epoch_seconds", "eval_seconds", "images_per_second", "finished_at"}  # fmt: skip
 
 
 def synthetic_split(n: int, seed: int, prefix: str) -> data.Split:
@@ -221,6 +221,20 @@ def test_published_eval_leaves_no_trace(cifar, arch) -> None:
 
     torch.manual_seed(99)  # a different global stream gives the same answer: it is not consulted either
     assert torch.equal(correct_as_published(model, training._forward, test, training.published_batches, 7), first)
+
+
+@pytest.mark.parametrize("arch, has_pass", [("baseline", False), ("improved", True), ("resnet18", True)])
+def test_published_eval_reused_when_modes_agree(cifar, arch, has_pass) -> None:
+    """Without dropout or BatchNorm, train mode is eval mode: the notebooks' pass is the eval pass."""
+    training = Training(config(arch=arch, max_train_images=32), cifar)
+    assert training.published_pass is has_pass
+    if not has_pass:
+        metrics = training.run_epoch()
+        assert metrics["test_acc_as_published"] == metrics["test_acc"]
+        training.model.train()
+        separate = correct_as_published(training.model, training._forward, training.test_set,
+                                        training.published_batches, seed=0).item()  # fmt: skip
+        assert separate / len(training.test_set) == metrics["test_acc"]
 
 
 def test_published_eval_does_not_change_the_training(tiny, monkeypatch) -> None:
