@@ -75,10 +75,60 @@ def epoch_span(history: pd.DataFrame) -> float:
     return float(history["finished_at"].max() - history["finished_at"].min())
 
 
+def ray_floor(tmp: Path, repeats: int) -> float:
+    """0. Ray's own cost for a training that does nothing; returns the median."""
+    best, median = trivial_fit(repeats, tmp / "trivial")
+    print(f"0. Ray's floor, a TorchTrainer.fit() that does nothing: best {best:.1f} s, median {median:.1f} s")
+    return median
+
+
+def fixed_cost(tmp: Path, shards: str, repeats: int, floor: float | None) -> float:
+    """1. One short training alone: trial span minus its own compute; returns the best of `repeats`."""
+    one = ["--archs", "baseline", "--activations", "relu", "--max-train-images", "2000", "--max-eval-images", "1000"]
+    costs = []
+    for i in range(repeats):
+        _, history, trials = grid(tmp / f"fixed{i}", shards, *one, "--epochs", "1")
+        ((tid, times),) = trials.items()
+        trial, own = times["end"] - times["start"], own_seconds(history)[tid]
+        costs.append(trial - own)
+        above = f"; {trial - own - floor:+.1f} s on Ray's floor" if floor is not None else ""
+        print(f"1. fixed cost per training: {trial - own:.1f} s (trial {trial:.1f} s - own compute {own:.1f} s); "
+              f"target <= 8 s{above}")  # fmt: skip
+    return min(costs)
+
+
+def per_epoch(tmp: Path, shards: str, fixed: float) -> None:
+    """2. 100 very short epochs, in the grid and standalone: the spans between their first and last epochs."""
+    short = ["--max-train-images", "320", "--max-eval-images", "100"]
+    _, in_grid, trials = grid(tmp / "epochs", shards, "--archs", "baseline", "--activations", "relu",
+                              "--epochs", "100", *short)  # fmt: skip
+    ((tid, times),) = trials.items()
+    alone_wall = timed([sys.executable, "-m", "grid.train", "--arch", "baseline", "--activation", "relu", "--epochs",
+                        "100", "--data", shards, "--threads", "1", "--out", str(tmp / "alone"), *short])  # fmt: skip
+    alone = pd.DataFrame(json.loads((tmp / "alone" / "metrics.json").read_text()))
+    trial = times["end"] - times["start"]
+    print(f"2. 100 short epochs, end of epoch 1 to end of epoch 100: in the grid {epoch_span(in_grid):.2f} s, "
+          f"`python -m grid.train` {epoch_span(alone):.2f} s: ratio {epoch_span(in_grid) / epoch_span(alone):.3f}; "
+          f"target <= 1.05 (whole trial {trial:.1f} s = fixed cost {fixed:.1f} s + {trial - fixed:.1f} s; "
+          f"standalone process {alone_wall:.1f} s)")  # fmt: skip
+
+
+def concurrency(tmp: Path, shards: str) -> None:
+    """3. Four trainings of 10 epochs, two at a time."""
+    wall, history, trials = grid(tmp / "four", shards, "--archs", "baseline", "--activations", "relu", "swish",
+                                 "--seeds", "0", "1", "--epochs", "10")  # fmt: skip
+    half = own_seconds(history).sum() / 2
+    span = max(t["end"] for t in trials.values()) - min(t["start"] for t in trials.values())
+    print(f"3. 4 trainings x 10 epochs, 2 at a time: run_grid.py wall {wall:.1f} s (trials span {span:.1f} s), "
+          f"half the trainings' own compute {half:.1f} s: ratio {wall / half:.3f} (trials only "
+          f"{span / half:.3f}); target <= 1.25")  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(SHARED_JPEG), help="shards, or a raw source prepared once")
     p.add_argument("--repeats", type=int, default=2, help="runs of the fixed-cost measurements")
+    p.add_argument("--parts", type=int, nargs="+", default=[0, 1, 2, 3], help="which measurements to run")
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
     import data
@@ -86,44 +136,13 @@ def main() -> None:
     shards = data.resolve_shards(args.data, str(Path.home() / ".cache" / "cifar-grid"))
     tmp = Path(tempfile.mkdtemp(prefix="bench-grid-"))
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; data {args.data}")
-
-    # 0. Ray's floor.
-    best_fit, median_fit = trivial_fit(args.repeats + 1, tmp / "trivial")
-    print(f"0. Ray's floor, a TorchTrainer.fit() that does nothing: best {best_fit:.1f} s, median {median_fit:.1f} s")
-
-    # 1. Fixed cost: one short training alone.
-    one = ["--archs", "baseline", "--activations", "relu", "--max-train-images", "2000", "--max-eval-images", "1000"]
-    fixed_costs = []
-    for i in range(args.repeats):
-        _, history, trials = grid(tmp / f"fixed{i}", shards, *one, "--epochs", "1")
-        (tid, times), = trials.items()
-        trial, own = times["end"] - times["start"], own_seconds(history)[tid]
-        fixed_costs.append(trial - own)
-        print(f"1. fixed cost per training: {trial - own:.1f} s (trial {trial:.1f} s - own compute {own:.1f} s); "
-              f"target <= 8 s; {trial - own - median_fit:+.1f} s on Ray's floor")  # fmt: skip
-    fixed = min(fixed_costs)
-
-    # 2. Cost per epoch: 100 very short epochs, in the grid and standalone.
-    short = ["--max-train-images", "320", "--max-eval-images", "100"]
-    _, in_grid, trials = grid(tmp / "epochs", shards, "--archs", "baseline", "--activations", "relu",
-                              "--epochs", "100", *short)  # fmt: skip
-    (tid, times), = trials.items()
-    alone_wall = timed([sys.executable, "-m", "grid.train", "--arch", "baseline", "--activation", "relu", "--epochs",
-                        "100", "--data", shards, "--threads", "1", "--out", str(tmp / "alone"), *short])  # fmt: skip
-    alone = pd.DataFrame(json.loads((tmp / "alone" / "metrics.json").read_text()))
-    print(f"2. 100 short epochs, end of epoch 1 to end of epoch 100: in the grid {epoch_span(in_grid):.2f} s, "
-          f"`python -m grid.train` {epoch_span(alone):.2f} s: ratio {epoch_span(in_grid) / epoch_span(alone):.3f}; "
-          f"target <= 1.05 (whole trial {times['end'] - times['start']:.1f} s = fixed cost {fixed:.1f} s + "
-          f"{times['end'] - times['start'] - fixed:.1f} s; standalone process {alone_wall:.1f} s)")  # fmt: skip
-
-    # 3. Four trainings of 10 epochs, two at a time.
-    wall, history, trials = grid(tmp / "four", shards, "--archs", "baseline", "--activations", "relu", "swish",
-                                 "--seeds", "0", "1", "--epochs", "10")  # fmt: skip
-    half = own_seconds(history).sum() / 2
-    span = max(t["end"] for t in trials.values()) - min(t["start"] for t in trials.values())
-    print(f"3. 4 trainings x 10 epochs, 2 at a time: run_grid.py wall {wall:.1f} s (trials span {span:.1f} s), "
-          f"half the trainings' own compute {half:.1f} s: ratio {wall / half:.3f} (trials only "
-          f"{span / half:.3f}); target <= 1.25")
+    floor = ray_floor(tmp, args.repeats + 1) if 0 in args.parts else None
+    if {1, 2} & set(args.parts):
+        fixed = fixed_cost(tmp, shards, args.repeats, floor)
+    if 2 in args.parts:
+        per_epoch(tmp, shards, fixed)
+    if 3 in args.parts:
+        concurrency(tmp, shards)
     print(f"outputs in {tmp}")
 
 

@@ -9,9 +9,12 @@ from ray.tune import Callback
 
 
 class Progress(Callback):
-    def __init__(self, epochs_by_training: dict[str, int], *, every_s: float = 30.0) -> None:
+    def __init__(self, epochs_by_training: dict[str, int], *, every_s: float = 30.0,
+                 resumed_from: dict[str, int] | None = None) -> None:  # fmt: skip
+        """`resumed_from`: epochs already in the checkpoints of trainings that continue (--resume)."""
         self.epochs = epochs_by_training  # target epochs of each pending training
-        self.done_epochs: dict[str, int] = {}
+        self.done_epochs: dict[str, int] = dict(resumed_from or {})
+        self.first_epochs = sum(self.done_epochs.values())  # the ETA counts this session's pace only
         self.state: dict[str, str] = dict.fromkeys(epochs_by_training, "pending")
         self.best: tuple[float, str] | None = None
         self.every_s = every_s
@@ -65,11 +68,12 @@ class Progress(Callback):
             self._say(self.status_line(now))
 
     def status_line(self, now: float) -> str:
-        counts = {s: list(self.state.values()).count(s) for s in ("done", "running", "pending", "failed")}
+        states = ("done", "running", "pending", "failed", "diverged")
+        counts = {s: list(self.state.values()).count(s) for s in states}
         total = sum(self.epochs.values())
         done = sum(min(self.done_epochs.get(n, 0), e) for n, e in self.epochs.items())
-        elapsed = now - self.start
-        eta = f"{(total - done) * elapsed / done / 60:.1f} min" if done else "unknown"
+        trained = done - self.first_epochs
+        eta = f"{(total - done) * (now - self.start) / trained / 60:.1f} min" if trained > 0 else "unknown"
         best = f"{self.best[0]:.4f} ({self.best[1]})" if self.best else "-"
-        parts = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "failed")
+        parts = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in states[:3])
         return f"status: {parts}; epochs reported {done}/{total}; best test_acc {best}; ETA {eta}"

@@ -57,6 +57,8 @@ def start_ray(address: str | None, verbose: bool) -> None:
     if not verbose:
         for name in ("ray", "ray.tune", "ray.train"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # A notice that Ray's default token authentication is on: nothing for the user to do, so --verbose only.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if address:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=verbose, logging_level=level)
     else:
@@ -146,7 +148,19 @@ def run_tune(trials: list[dict[str, Any]], *, experiment: str, storage_path: str
                                   storage_filesystem=storage_filesystem, callbacks=callbacks,
                                   verbose=2 if verbose else 0),  # fmt: skip
     )
-    return tuner.fit()
+    # Tune's newer console output prints its own banner and paths even at verbose=0; the legacy reporter is
+    # silent there, which leaves the grid's own progress lines alone on the console.
+    quiet = {} if verbose else {"RAY_AIR_NEW_OUTPUT": "0"}
+    saved = {k: os.environ.get(k) for k in quiet}
+    os.environ.update(quiet)
+    try:
+        return tuner.fit()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _trial_by_name(config: dict[str, Any], trials: dict[str, dict[str, Any]]) -> None:

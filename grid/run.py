@@ -63,7 +63,9 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
         print("note: constant learning rate, so each k-epoch cell is read from the first k epochs of one longer "
               "training with the same seed (see --dry-run)", flush=True)  # fmt: skip
 
-    failures, trial_times = _train(spec, opts, pending, data_uri, fs, storage, storage_path) if pending else ({}, {})
+    resumed = {p.training_id: len(outcomes[p.training_id].history) for p in pending}
+    failures, trial_times = (_train(spec, opts, pending, resumed, data_uri, fs, storage, storage_path)
+                             if pending else ({}, {}))  # fmt: skip
     _record_trial_times(out, trial_times)
     for p in plans:
         outcome = read_outcome(fs, _train_dir(storage_path, spec, p))
@@ -91,10 +93,11 @@ def _open_run_folder(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec:
     return spec
 
 
-def _train(spec: GridSpec, opts: RunOptions, pending: list[PlannedTraining], data_uri: str, fs, storage: str,
-           storage_path: str) -> tuple[dict[str, str], dict[str, list[float]]]:  # fmt: skip
-    """Runs the pending trainings on Ray; returns ({training_id: one-line reason} for the trials that failed,
-    {training_id: [trial start, trial end]} in wall-clock seconds)."""
+def _train(spec: GridSpec, opts: RunOptions, pending: list[PlannedTraining], resumed: dict[str, int], data_uri: str,
+           fs, storage: str, storage_path: str) -> tuple[dict[str, str], dict[str, list[float]]]:  # fmt: skip
+    """Runs the pending trainings on Ray (`resumed`: epochs each already has in storage); returns
+    ({training_id: one-line reason} for the trials that failed, {training_id: [trial start, trial end]} in
+    wall-clock seconds)."""
     import ray
 
     from grid.progress import Progress
@@ -108,7 +111,8 @@ def _train(spec: GridSpec, opts: RunOptions, pending: list[PlannedTraining], dat
                                                      if resources.gpu_per_training else ""), flush=True)  # fmt: skip
         remote_fs = None if storage == storage_path or not storage.startswith(("s3:", "gs:", "hdfs:")) else fs
         trials = [_trial(spec, opts, p, data_uri, resources, remote_fs, storage_path) for p in pending]
-        progress = Progress({p.training_id: p.config.epochs for p in pending}, every_s=opts.status_every_s)
+        progress = Progress({p.training_id: p.config.epochs for p in pending}, every_s=opts.status_every_s,
+                            resumed_from=resumed)  # fmt: skip
         attempt = time.strftime("%Y%m%d-%H%M%S")
         results = run_tune(trials, experiment=f"{spec.name}.tune-{attempt}", storage_path=storage_path,
                            storage_filesystem=remote_fs, max_concurrent=resources.max_concurrent,

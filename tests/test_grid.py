@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -18,10 +19,17 @@ from tests.ray_helpers import reference_history, without_timings
 GRID = ["--archs", "baseline", "--activations", "relu", "swish", "--epochs", "1", "2", "--val-size", "100"]
 
 
+def artifact_folders() -> set[Path]:
+    """The folders where workers keep artifact copies for W&B until a run finishes."""
+    return set(Path(tempfile.gettempdir()).glob("cifar-grid-artifacts-*"))
+
+
 @pytest.fixture(scope="module")
 def smoke_run(grid_shards, tmp_path_factory) -> tuple[int, Path]:
     out = tmp_path_factory.mktemp("runs") / "smoke"
+    before = artifact_folders()
     code = main([*GRID, "--data", grid_shards, "--out", str(out), "--wandb", "offline"])
+    assert artifact_folders() <= before, "a worker left its artifact copies behind"
     return code, out
 
 
