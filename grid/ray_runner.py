@@ -29,9 +29,12 @@ RAY_ENV = {
     # training one more actor process at start: 1-1.5 s on a small machine.
     "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
 }
-# A GPU share per training when --gpus-per-trial is not given: a batch-32 training is launch-bound, so
-# several small ones share a GPU well. Bigger models get a bigger share.
-DEFAULT_GPU_FRACTION = {"baseline": 0.125, "improved": 0.125, "resnet18": 0.25}
+# A GPU share per training when --gpus-per-trial is not given, from bench/gpu_steps.py and gpu_share.py on an
+# H100/H200: a graph-replayed batch-32 training keeps the GPU busy 98-100% of the time with kernels too small
+# to fill it. 4 at once sum 0.96-0.98x the steps/s of one alone as the processes take turns (the shares then
+# only overlap Ray's start-up and the evaluations' host syncs: GPU use 69% in a grid, all 9 trainings), and
+# 2.60x (baseline), 2.05x (improved), 1.83x (resnet18) with --mps. More than 4 was not measured.
+DEFAULT_GPU_FRACTION = {"baseline": 0.25, "improved": 0.25, "resnet18": 0.25}
 CONTROLLER_FAILURE_LIMIT = 3
 
 
@@ -43,7 +46,8 @@ class Resources:
     max_concurrent: int
 
 
-def start_ray(address: str | None, verbose: bool) -> None:
+def start_ray(address: str | None, verbose: bool, extra_env: dict[str, str] | None = None) -> None:
+    """`extra_env` (MPS's pipe folder): set for every Ray process too, over what the shell has."""
     import ray
 
     env = dict(RAY_ENV)
@@ -52,6 +56,8 @@ def start_ray(address: str | None, verbose: bool) -> None:
         # 60 s worker-group start timeout; the controller failure limit still bounds a real misconfiguration.
         env["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"] = "900"
     os.environ.update({k: os.environ.get(k, v) for k, v in env.items()})
+    os.environ.update(extra_env or {})
+    env.update(extra_env or {})
     runtime_env = {"env_vars": {k: os.environ[k] for k in env}}
     level = logging.INFO if verbose else logging.WARNING
     if not verbose:
@@ -140,7 +146,7 @@ def run_tune(trials: list[dict[str, Any]], *, experiment: str, storage_path: str
     trainable = tune.with_parameters(_trial_by_name, trials=by_name)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {DRIVER_RESOURCE: 1}),
-        param_space={"training": tune.grid_search(sorted(by_name))},
+        param_space={"training": tune.grid_search(list(by_name))},  # in the order given: Tune starts them so
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent,
                                     trial_name_creator=lambda t: t.config["training"],
                                     trial_dirname_creator=lambda t: t.config["training"]),  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import data
+import models
 from data import fs as data_fs
 from grid import atomic, report, tables
 from grid.plan import PlannedTraining, plan
@@ -34,6 +36,7 @@ class RunOptions:
     cache_dir: str = str(Path.home() / ".cache" / "cifar-grid")
     wandb: dict = field(default_factory=dict)  # WandbSettings fields; {} or mode "disabled": off
     status_every_s: float = 30.0
+    mps: bool = False  # CUDA MPS around a local Ray (grid.mps)
 
 
 def run(spec: GridSpec, opts: RunOptions) -> int:
@@ -41,6 +44,9 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
     out = opts.out.resolve()
     if not opts.address:
         _check_local_cpus(spec)
+    if opts.mps and (opts.address or spec.device == "cpu"):
+        raise GridError("--mps starts CUDA MPS on this machine for a local Ray with a GPU: not with --address "
+                        "(start it on each GPU node) nor with --device cpu")  # fmt: skip
     spec = _open_run_folder(spec, opts, out)
     data_uri = data.resolve_shards(opts.data, opts.cache_dir)
     manifest_bytes = _read_manifest(data_uri)
@@ -93,24 +99,50 @@ def _open_run_folder(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec:
     return spec
 
 
+def costliest_first(pending: list[PlannedTraining], resumed: dict[str, int]) -> list[PlannedTraining]:
+    """Tune starts trials in this order: the longest first, so that short ones fill the grid's end (on a shared
+    GPU, a resnet18 started last would run alone for minutes). Cost: epochs left x forward FLOPs per image."""
+    def cost(p: PlannedTraining) -> float:
+        return (p.config.epochs - resumed.get(p.training_id, 0)) * models.FORWARD_MFLOPS.get(p.config.arch, 1.0)
+
+    return sorted(pending, key=lambda p: (-cost(p), p.training_id))
+
+
 def _train(spec: GridSpec, opts: RunOptions, pending: list[PlannedTraining], resumed: dict[str, int], data_uri: str,
            fs, storage: str, storage_path: str) -> tuple[dict[str, str], dict[str, list[float]]]:  # fmt: skip
     """Runs the pending trainings on Ray (`resumed`: epochs each already has in storage); returns
     ({training_id: one-line reason} for the trials that failed, {training_id: [trial start, trial end]} in
     wall-clock seconds)."""
+    from grid import mps
+    from grid.ray_runner import start_ray
+
+    sharing = mps.daemon() if opts.mps else contextlib.nullcontext({})
+    with sharing as mps_env:
+        start_ray(opts.address, opts.verbose, mps_env)
+        return _run_trials(spec, opts, pending, resumed, data_uri, remote_storage_fs(storage, storage_path, fs),
+                           storage_path)  # fmt: skip
+
+
+def remote_storage_fs(storage: str, storage_path: str, fs):
+    """The filesystem to hand Ray for remote storage (None: a local folder, which Ray resolves itself)."""
+    return None if storage == storage_path or not storage.startswith(("s3:", "gs:", "hdfs:")) else fs
+
+
+def _run_trials(spec: GridSpec, opts: RunOptions, pending: list[PlannedTraining], resumed: dict[str, int],
+                data_uri: str, remote_fs, storage_path: str):  # fmt: skip
+    """_train's work once Ray is up; returns what _train returns."""
     import ray
 
     from grid.progress import Progress
-    from grid.ray_runner import plan_resources, run_tune, start_ray
+    from grid.ray_runner import plan_resources, run_tune
 
-    start_ray(opts.address, opts.verbose)
     try:
         resources = plan_resources(spec, len(pending), autoscaling=bool(opts.address))
         print(f"ray: {resources.max_concurrent} trainings at a time, {resources.workers} worker(s) x "
               f"{resources.cpus_per_worker} CPU" + (f", {resources.gpu_per_training:g} GPU per training"
                                                      if resources.gpu_per_training else ""), flush=True)  # fmt: skip
-        remote_fs = None if storage == storage_path or not storage.startswith(("s3:", "gs:", "hdfs:")) else fs
-        trials = [_trial(spec, opts, p, data_uri, resources, remote_fs, storage_path) for p in pending]
+        trials = [_trial(spec, opts, p, data_uri, resources, remote_fs, storage_path)
+                  for p in costliest_first(pending, resumed)]  # fmt: skip
         progress = Progress({p.training_id: p.config.epochs for p in pending}, every_s=opts.status_every_s,
                             resumed_from=resumed)  # fmt: skip
         attempt = time.strftime("%Y%m%d-%H%M%S")

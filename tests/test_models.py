@@ -73,3 +73,14 @@ def test_a_new_activation_is_one_registry_entry(monkeypatch) -> None:
     monkeypatch.setitem(models.ACTIVATIONS, "gelu", nn.GELU)
     found = activations_in(models.build("resnet18", "gelu"))
     assert found and all(type(m) is nn.GELU for m in found)
+
+
+@pytest.mark.parametrize("arch", list(models.ARCHS))
+def test_forward_flops_table_is_measured(arch: str) -> None:
+    """The grid orders trainings by FORWARD_MFLOPS: it must be each model's real cost, and every arch has one."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = models.build(arch, "relu").eval()
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, 32, 32))
+    assert models.FORWARD_MFLOPS[arch] == pytest.approx(counter.get_total_flops() / 1e6, rel=0.01)

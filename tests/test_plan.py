@@ -69,3 +69,16 @@ def test_spec_round_trips_through_json_types():
     assert GridSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(GridError):
         GridSpec(name="x", seeds=())
+
+
+def test_costliest_trainings_start_first():
+    """resnet18 (74 MFLOPs/image) before improved (23) before baseline (1.3); a resumed training counts only the
+    epochs it has left."""
+    from grid.run import costliest_first
+
+    trainings = plan(GridSpec(name="t", archs=("baseline", "improved", "resnet18"), activations=("relu",),
+                              epochs=(10, 20)))  # fmt: skip
+    ids = [p.training_id for p in costliest_first(trainings, {})]
+    assert [i.split("-")[0] for i in ids] == ["resnet18", "improved", "baseline"]
+    improved = next(i for i in ids if i.startswith("improved"))
+    assert costliest_first(trainings, {improved: 19})[-1].training_id == improved  # 1 epoch x 23 < 20 x 1.3
