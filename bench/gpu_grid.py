@@ -1,12 +1,14 @@
 """The one prepared script for a lent GPU (issue 8): steps/s per architecture (eager vs CUDA graph), then the
 paper grid through run_grid.py, with wall time, the trainings' own time and the GPU's utilisation.
 
-    python bench/gpu_grid.py --data SHARDS_OR_SOURCE [--epochs 10 20]   # default: the paper's 10..100
+    python bench/gpu_grid.py --data SHARDS_OR_SOURCE [--budget 420] [--epochs 10 20]
     python bench/gpu_grid.py --data SHARDS --device cpu --smoke         # proves the script runs, on a CPU
 
-Everything it measures goes to $OUT/gpu_grid.json (and the grid's run folder to $OUT/run) when OUT is set.
-Budget: gpu_steps.py ends within 5 minutes; pass --epochs 10 20 to run only the first 20 epochs of all 9
-trainings when the whole grid cannot finish in the time left.
+It keeps to --budget seconds in all: after the step benchmark it estimates the whole paper grid from the
+measured graph steps/s and, if that would not fit in what is left, runs the first 20 epochs of all 9
+trainings instead (the issue's fallback); a watchdog interrupts the grid at the deadline and the figures are
+then read from the checkpoints written so far. Everything measured goes to $OUT (at most 8 files: the device
+tool returns no more): gpu_steps.json, gpu_grid.json, results.csv, tables.md, history.parquet.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,9 +29,14 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 
+STEPS_PER_PAPER_EPOCH = 40_000 // 32 + (40_000 % 32 > 0)
+ACTIVATIONS = 3
+AT_ONCE = 4  # the grid's default on one GPU: 1 / its default GPU fraction (0.25)
+RAY_START_SECONDS = 60  # Ray, the first trainings' processes, the data's preparation; measured 15-30 s on CPUs
+
 
 class GpuSampler(threading.Thread):
-    """Samples nvidia-smi's utilisation.gpu every second while the grid runs."""
+    """Samples nvidia-smi's utilization.gpu every second while the grid runs."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
@@ -44,42 +53,133 @@ class GpuSampler(threading.Thread):
                 return  # no nvidia-smi (a CPU smoke run)
 
 
+def estimate_grid_seconds(steps: dict, max_epochs: int, at_once: int) -> float:
+    """The paper grid's wall time on the GPU, estimated from the step benchmark. Per training: epochs x (steps at
+    the graph's rate + evaluation scaled from the benchmark's eval set to 20,000 images, x1.5 for the
+    published-style pass). Sharing the GPU, the grid takes at least the longest training, the trainings'
+    time / how many run at once, and the GPU's busy time summed over all of them."""
+    seconds, busy = [], []
+    for row in steps["archs"].values():
+        rate = row.get("graph_steps_per_second") or row["eager_steps_per_second"]
+        evaluation = row["eval_seconds"] * 20_000 / (2 * steps["eval_images"]) * 1.5
+        seconds += [max_epochs * (STEPS_PER_PAPER_EPOCH / rate + evaluation)] * ACTIVATIONS
+        busy += [row.get("gpu_busy") or 1.0] * ACTIVATIONS
+    gpu_time = sum(s * b for s, b in zip(seconds, busy, strict=True))
+    return max(max(seconds), sum(seconds) / at_once, gpu_time)
+
+
+def run_with_deadline(cmd: list[str], deadline: float) -> tuple[int, bool]:
+    """Runs `cmd`; at the deadline interrupts it (SIGINT: Tune stops and keeps its checkpoints), then kills it."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
+    try:
+        return proc.wait(timeout=max(1.0, deadline - time.monotonic())), False
+    except subprocess.TimeoutExpired:
+        print("gpu_grid: deadline reached, interrupting the grid", flush=True)
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            return proc.wait(timeout=20), True
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return proc.wait(), True
+
+
+def histories(run: Path) -> pd.DataFrame:
+    """Per-epoch rows: the grid's history.parquet, or (an interrupted grid) each training's newest checkpoint."""
+    if (run / "history.parquet").exists():
+        return pd.read_parquet(run / "history.parquet")
+    frames = []
+    for train_dir in sorted(p for p in (run / "storage").glob("*") if (p / "checkpoint_manager_snapshot.json").exists()
+                            or any(p.glob("epoch_*"))):  # fmt: skip
+        newest = sorted(train_dir.glob("epoch_*/metrics.json"))
+        if newest:
+            rows = pd.DataFrame(json.loads(newest[-1].read_text()))
+            frames.append(rows.assign(training_id=train_dir.name.split(".", 1)[-1]))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def grid_figures(history: pd.DataFrame, steps: dict, wall: float) -> dict:
+    if history.empty:
+        return {"trainings": 0}
+    history = history.assign(arch=history["training_id"].str.split("-").str[0])
+    own = history["epoch_seconds"] + history["eval_seconds"]
+    per_arch = history.groupby("arch")["images_per_second"].median() / 32
+    floors = {a: r.get("graph_steps_per_second") or r["eager_steps_per_second"] for a, r in steps["archs"].items()}
+    span = history["finished_at"].max() - (history["finished_at"] - own).min()
+    return {
+        "trainings": int(history["training_id"].nunique()),
+        "epochs_trained": len(history),
+        "trainings_own_seconds": round(float(own.sum()), 1),
+        "first_epoch_start_to_last_epoch_end_seconds": round(float(span), 1),
+        "own_seconds_over_wall": round(float(own.sum()) / wall, 2),
+        "steps_per_second_in_grid": per_arch.round(1).to_dict(),
+        "floor_over_grid_steps_per_second": {a: round(floors[a] / v, 2) for a, v in per_arch.items() if a in floors},
+        "eval_seconds_median": history.groupby("arch")["eval_seconds"].median().round(3).to_dict(),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="shards, or a raw CIFAR-10 source prepared once")
-    p.add_argument("--epochs", nargs="+", default=[str(e) for e in range(10, 101, 10)])
+    p.add_argument("--epochs", nargs="+", help="the grid's epoch cells (default: the paper's 10..100, or 10 20 "
+                                               "when the estimate says the budget is too short)")  # fmt: skip
+    p.add_argument("--budget", type=float, default=420, help="seconds for the whole script")
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    p.add_argument("--mps", action="store_true", help="run the grid with run_grid.py --mps")
     p.add_argument("--smoke", action="store_true", help="tiny: 5 steps, 1 epoch, baseline only, a data subset")
     args = p.parse_args()
+    deadline = time.monotonic() + args.budget
     out = Path(os.environ.get("OUT") or tempfile.mkdtemp(prefix="gpu-grid-"))
     out.mkdir(parents=True, exist_ok=True)
-    figures: dict = {"device": args.device}
+    figures: dict = {"device": args.device, "budget_seconds": args.budget, "mps": args.mps}
 
-    steps = [sys.executable, "bench/gpu_steps.py", "--device", args.device]
-    steps += ["--steps", "5", "--archs", "baseline"] if args.smoke else []
+    def save() -> None:  # after every stage: a run stopped by the device's time limit still returns its figures
+        (out / "gpu_grid.json").write_text(json.dumps(figures, indent=2) + "\n")
+
+    cmd = [sys.executable, "bench/gpu_steps.py", "--device", args.device]
+    cmd += ["--steps", "5", "--archs", "baseline"] if args.smoke else []
     start = time.perf_counter()
-    subprocess.run(steps, cwd=ROOT, check=True, env={**os.environ, "OUT": str(out)})
-    figures["steps_seconds"] = time.perf_counter() - start
+    subprocess.run(cmd, cwd=ROOT, check=True, env={**os.environ, "OUT": str(out)}, timeout=args.budget / 2)
+    figures["steps_seconds"] = round(time.perf_counter() - start, 1)
+    steps = json.loads((out / "gpu_steps.json").read_text())
 
-    grid = [sys.executable, "run_grid.py", "--data", args.data, "--out", str(out / "run"), "--wandb", "disabled",
-            "--device", args.device, "--epochs", *args.epochs]  # fmt: skip
+    epochs = args.epochs or [str(e) for e in range(10, 101, 10)]
+    estimate = 1.3 * estimate_grid_seconds(steps, 100, AT_ONCE) + RAY_START_SECONDS
+    left = deadline - time.monotonic()
     if args.smoke:
-        grid += ["--archs", "baseline", "--activations", "relu", "--epochs", "1", "--max-train-images", "500",
+        epochs = ["1"]
+    elif not args.epochs and estimate > left:
+        epochs = ["10", "20"]
+        print(f"gpu_grid: the whole grid would take about {estimate:.0f} s and {left:.0f} s are left: running "
+              f"its first 20 epochs (all 9 trainings)", flush=True)  # fmt: skip
+    figures.update(grid_epochs=[int(e) for e in epochs], estimate_full_grid_seconds=round(estimate))
+    save()
+
+    run = Path(tempfile.mkdtemp(prefix="gpu-grid-run-")) / "run"  # not under $OUT: it holds hundreds of files
+    grid = [sys.executable, "run_grid.py", "--data", args.data, "--out", str(run), "--wandb", "disabled",
+            "--device", args.device, "--epochs", *epochs] + (["--mps"] if args.mps else [])  # fmt: skip
+    if args.smoke:
+        grid += ["--archs", "baseline", "--activations", "relu", "--max-train-images", "500",
                  "--max-eval-images", "200"]  # fmt: skip
     sampler = GpuSampler()
     sampler.start()
     start = time.perf_counter()
-    code = subprocess.run(grid, cwd=ROOT).returncode
-    figures["grid_wall_seconds"] = time.perf_counter() - start
+    code, interrupted = run_with_deadline(grid, deadline - 15)
+    wall = time.perf_counter() - start
     sampler.stop.set()
-    history = pd.read_parquet(out / "run" / "history.parquet")
-    own = history["epoch_seconds"] + history["eval_seconds"]
-    steps_per_second = history.groupby("training_id")["images_per_second"].median() / 32
     utilisation = sum(sampler.samples) / len(sampler.samples) if sampler.samples else None
-    figures.update(grid_exit_code=code, trainings=int(history["training_id"].nunique()), epochs=len(history),
-                   trainings_own_seconds=float(own.sum()), steps_per_second_in_grid=steps_per_second.round(1).to_dict(),
-                   gpu_utilisation_mean=utilisation)  # fmt: skip
-    (out / "gpu_grid.json").write_text(json.dumps(figures, indent=2))
+    figures.update(grid_exit_code=code, grid_interrupted=interrupted, grid_wall_seconds=round(wall, 1),
+                   gpu_utilisation_mean=utilisation and round(utilisation, 1))  # fmt: skip
+    history = histories(run)
+    figures.update(grid_figures(history, steps, wall))
+    save()
+    if not history.empty:
+        history.to_parquet(out / "history.parquet")
+    for name in ("results.csv",):
+        if (run / name).exists():
+            shutil.copy(run / name, out / name)
+    tables = sorted((run / "tables").glob("*.md")) if (run / "tables").exists() else []
+    if tables:
+        (out / "tables.md").write_text("\n\n".join(f"## {t.stem}\n\n{t.read_text()}" for t in tables))
     print(json.dumps(figures, indent=2))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -44,9 +45,26 @@ def measure(arch: str, cifar: data.Cifar10, device: str, graph: bool) -> dict:
     first = training.run_epoch()
     second = training.run_epoch()
     weights = torch.cat([p.detach().flatten().float().cpu() for p in training.model.parameters()])
-    return {"graph": training.use_cuda_graph, "steps_per_second": training.steps_per_epoch / second["epoch_seconds"],
+    steps_per_second = training.steps_per_epoch / second["epoch_seconds"]
+    busy = gpu_busy(training, steps_per_second) if training.use_cuda_graph else None
+    return {"graph": training.use_cuda_graph, "gpu_busy": busy, "steps_per_second": steps_per_second,
             "eval_seconds": second["eval_seconds"], "train_loss": [first["train_loss"], second["train_loss"]],
             "weights": weights}  # fmt: skip
+
+
+def gpu_busy(training: Training, steps_per_second: float, replays: int = 200) -> float:
+    """The share of a training's time the GPU is busy: the captured step replayed back to back (the GPU's own
+    time per step, or the launch's if that is longer) x the training loop's steps/s. Several trainings can
+    share the GPU about 1/busy ways before they slow each other down: what the grid's GPU fraction is for."""
+    graph = training._graphed.graph
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize()
+    start.record()
+    for _ in range(replays):
+        graph.replay()
+    end.record()
+    end.synchronize()
+    return min(1.0, start.elapsed_time(end) / 1000 / replays * steps_per_second)
 
 
 def main() -> None:
@@ -59,7 +77,8 @@ def main() -> None:
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__} on {name}: {args.steps} steps of batch {BATCH} per timed epoch")
 
-    report = {"device": name, "torch": torch.__version__, "steps": args.steps, "batch": BATCH, "archs": {}}
+    report = {"device": name, "torch": torch.__version__, "steps": args.steps, "batch": BATCH,
+              "eval_images": len(cifar.val), "archs": {}}
     started = time.perf_counter()
     for arch in args.archs:
         eager = measure(arch, cifar, args.device, graph=False)
@@ -73,10 +92,12 @@ def main() -> None:
             )
             weight_diff = (graphed["weights"] - eager["weights"]).abs().max().item()
             speedup = graphed["steps_per_second"] / eager["steps_per_second"]
-            row |= {"graph_steps_per_second": graphed["steps_per_second"], "speedup": speedup,
+            busy = graphed["gpu_busy"]
+            row |= {"graph_steps_per_second": graphed["steps_per_second"], "speedup": speedup, "gpu_busy": busy,
+                    "suggested_gpu_fraction": max(0.125, math.ceil(busy * 8) / 8),
                     "train_loss_max_rel_diff": loss_diff, "weights_max_abs_diff": weight_diff}  # fmt: skip
             line += (
-                f"  graph {graphed['steps_per_second']:8.1f} steps/s ({speedup:.2f}x)  "
+                f"  graph {graphed['steps_per_second']:8.1f} steps/s ({speedup:.2f}x, GPU busy {busy:.0%})  "
                 f"graph vs eager: train loss rel diff {loss_diff:.1e}, weights max diff {weight_diff:.1e}"
             )
         print(line, flush=True)
