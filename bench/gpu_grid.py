@@ -97,6 +97,22 @@ def histories(run: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def fixed_seconds(run: Path, history: pd.DataFrame) -> dict:
+    """Per training, Ray's part: trial start to first epoch start, and last epoch end to trial end (trials.json)."""
+    path = run / "trials.json"
+    if not path.exists():
+        return {}
+    trials = json.loads(path.read_text())
+    spans = history.assign(start=history["finished_at"] - history["epoch_seconds"] - history["eval_seconds"])
+    spans = spans.groupby("training_id").agg(start=("start", "min"), end=("finished_at", "max"))
+    figures = {}
+    for training_id, row in spans.iterrows():
+        if training_id in trials:
+            figures[training_id] = [round(row["start"] - trials[training_id]["start"], 1),
+                                    round(trials[training_id]["end"] - row["end"], 1)]  # fmt: skip
+    return {"trial_start_to_first_epoch_and_last_epoch_to_trial_end_seconds": figures}
+
+
 def grid_figures(history: pd.DataFrame, steps: dict, wall: float) -> dict:
     if history.empty:
         return {"trainings": 0}
@@ -171,6 +187,8 @@ def main() -> None:
                    gpu_utilisation_mean=utilisation and round(utilisation, 1))  # fmt: skip
     history = histories(run)
     figures.update(grid_figures(history, steps, wall))
+    if not history.empty:
+        figures.update(fixed_seconds(run, history))
     save()
     if not history.empty:
         history.to_parquet(out / "history.parquet")
