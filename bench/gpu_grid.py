@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -28,8 +29,9 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # grid.results, for an interrupted grid
 
-STEPS_PER_PAPER_EPOCH = 40_000 // 32 + (40_000 % 32 > 0)
+STEPS_PER_PAPER_EPOCH = math.ceil(40_000 / 32)
 ACTIVATIONS = 3
 AT_ONCE = 4  # the grid's default on one GPU: 1 / its default GPU fraction (0.25)
 RAY_START_SECONDS = 60  # Ray, the first trainings' processes, the data's preparation; measured 15-30 s on CPUs
@@ -87,13 +89,15 @@ def histories(run: Path) -> pd.DataFrame:
     """Per-epoch rows: the grid's history.parquet, or (an interrupted grid) each training's newest checkpoint."""
     if (run / "history.parquet").exists():
         return pd.read_parquet(run / "history.parquet")
+    import pyarrow.fs
+
+    from grid.results import read_outcome
+
     frames = []
-    for train_dir in sorted(p for p in (run / "storage").glob("*") if (p / "checkpoint_manager_snapshot.json").exists()
-                            or any(p.glob("epoch_*"))):  # fmt: skip
-        newest = sorted(train_dir.glob("epoch_*/metrics.json"))
-        if newest:
-            rows = pd.DataFrame(json.loads(newest[-1].read_text()))
-            frames.append(rows.assign(training_id=train_dir.name.split(".", 1)[-1]))
+    for train_dir in sorted((run / "storage").glob("*")):
+        outcome = read_outcome(pyarrow.fs.LocalFileSystem(), str(train_dir))
+        if outcome.history:
+            frames.append(pd.DataFrame(outcome.history).assign(training_id=train_dir.name.split(".", 1)[-1]))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

@@ -12,24 +12,26 @@ Writes $OUT/gpu_share.json when OUT is set.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from grid import mps  # noqa: E402
+from grid.spec import GridError  # noqa: E402
+
 STEPS = {"baseline": 3000, "improved": 2000, "resnet18": 800}  # about 1.5 s alone on an H100
 
 
-def worker(arch: str, steps: int, device: str, barrier, results) -> None:
+def worker(arch: str, steps: int, device: str, cudnn_benchmark: bool, barrier, results) -> None:
     import torch
 
-    torch.backends.cudnn.benchmark = os.environ.get("CUDNN_BENCHMARK") == "1"
+    torch.backends.cudnn.benchmark = cudnn_benchmark
     from bench.gpu_steps import synthetic
     from grid.config import TrainConfig
     from grid.training import Training
@@ -44,11 +46,12 @@ def worker(arch: str, steps: int, device: str, barrier, results) -> None:
     results.put((start, time.perf_counter(), steps))
 
 
-def concurrent_steps_per_second(arch: str, procs: int, steps: int, device: str) -> float:
+def concurrent_steps_per_second(arch: str, procs: int, steps: int, device: str, cudnn_benchmark: bool) -> float:
     """Summed steps/s of `procs` trainings started together: all steps / (last end - common start)."""
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(procs), ctx.Queue()
-    workers = [ctx.Process(target=worker, args=(arch, steps, device, barrier, results)) for _ in range(procs)]
+    args = (arch, steps, device, cudnn_benchmark, barrier, results)
+    workers = [ctx.Process(target=worker, args=args) for _ in range(procs)]
     for w in workers:
         w.start()
     spans = [results.get(timeout=300) for _ in workers]
@@ -57,21 +60,15 @@ def concurrent_steps_per_second(arch: str, procs: int, steps: int, device: str) 
     return sum(s for _, _, s in spans) / (max(e for _, e, _ in spans) - min(b for b, _, _ in spans))
 
 
-def start_mps() -> dict[str, str]:
-    """Starts the MPS control daemon with private pipe/log folders; returns the env its clients need."""
-    root = Path(tempfile.mkdtemp(prefix="mps-"))
-    env = {"CUDA_MPS_PIPE_DIRECTORY": str(root / "pipe"), "CUDA_MPS_LOG_DIRECTORY": str(root / "log")}
-    for path in env.values():
-        os.makedirs(path)
-    subprocess.run(["nvidia-cuda-mps-control", "-d"], env={**os.environ, **env}, check=True)
-    os.environ.update(env)  # the spawned workers inherit it and connect through the daemon
-    return env
-
-
-def stop_mps(env: dict[str, str]) -> None:
-    subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, env={**os.environ, **env}, check=False)
-    for key in env:
-        os.environ.pop(key, None)
+def measure(mode: str, args: argparse.Namespace, archs: dict) -> None:
+    for arch in args.archs:
+        steps = max(2, int(STEPS[arch] * args.scale))
+        for n in args.procs:
+            rate = concurrent_steps_per_second(arch, n, steps, args.device, args.cudnn_benchmark)
+            archs.setdefault(arch, {})[f"{mode}_{n}"] = rate
+            alone = archs[arch].get("plain_1", rate)
+            print(f"{mode:>5} {arch:>9} x{n}: {rate:8.1f} steps/s summed ({rate / alone:.2f}x one alone without "
+                  f"MPS)", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -83,27 +80,16 @@ def main() -> None:
     p.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time its algorithms (not the default)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply the steps (a CPU smoke run: 0.01)")
     args = p.parse_args()
-    os.environ["CUDNN_BENCHMARK"] = "1" if args.cudnn_benchmark else "0"  # the spawned workers read it
     report: dict = {"procs": args.procs, "cudnn_benchmark": args.cudnn_benchmark, "archs": {}}
     modes = ["plain", "mps"] if args.mps else ["plain"]
     for mode in modes:
+        # grid.mps.daemon sets the MPS pipe folder in os.environ: the spawned workers inherit it.
+        sharing = mps.daemon() if mode == "mps" else contextlib.nullcontext()
         try:
-            env = start_mps() if mode == "mps" else {}
-        except (OSError, subprocess.CalledProcessError) as e:
+            with sharing:
+                measure(mode, args, report["archs"])
+        except GridError as e:  # MPS could not start: the plain figures still count
             print(f"MPS could not start: {e}", flush=True)
-            break
-        try:
-            for arch in args.archs:
-                steps = max(2, int(STEPS[arch] * args.scale))
-                for n in args.procs:
-                    rate = concurrent_steps_per_second(arch, n, steps, args.device)
-                    report["archs"].setdefault(arch, {})[f"{mode}_{n}"] = rate
-                    alone = report["archs"][arch].get("plain_1", rate)
-                    print(f"{mode:>5} {arch:>9} x{n}: {rate:8.1f} steps/s summed ({rate / alone:.2f}x one alone "
-                          f"without MPS)", flush=True)  # fmt: skip
-        finally:
-            if env:
-                stop_mps(env)
     if os.environ.get("OUT"):
         name = "gpu_share_cudnn_benchmark.json" if args.cudnn_benchmark else "gpu_share.json"
         Path(os.environ["OUT"], name).write_text(json.dumps(report, indent=2) + "\n")

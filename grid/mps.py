@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 
+from grid import envvars
 from grid.spec import GridError
 
 CONTROL = "nvidia-cuda-mps-control"
@@ -38,17 +39,11 @@ def daemon() -> Iterator[dict[str, str]]:
         shutil.rmtree(root, ignore_errors=True)
         reason = (started.stderr or started.stdout).strip().splitlines() or [f"exit code {started.returncode}"]
         raise GridError(f"--mps: {CONTROL} -d failed: {reason[-1]}")
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     try:
-        yield env
+        with envvars.set_temporarily(env):
+            yield env
     finally:
         # `quit` stops the daemon and its server once their clients are gone (Ray's workers are by now).
         subprocess.run([binary], input="quit\n", env={**os.environ, **env}, capture_output=True, text=True,
                        timeout=30, check=False)  # fmt: skip
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         shutil.rmtree(root, ignore_errors=True)

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from grid import envvars
 from grid.spec import GridError, GridSpec
 
 DRIVER_RESOURCE = "TRAIN_DRIVER"
@@ -47,7 +48,7 @@ class Resources:
 
 
 def start_ray(address: str | None, verbose: bool, extra_env: dict[str, str] | None = None) -> None:
-    """`extra_env` (MPS's pipe folder): set for every Ray process too, over what the shell has."""
+    """`extra_env` (MPS's pipe folder): given to every Ray process, over what the shell has."""
     import ray
 
     env = dict(RAY_ENV)
@@ -56,9 +57,7 @@ def start_ray(address: str | None, verbose: bool, extra_env: dict[str, str] | No
         # 60 s worker-group start timeout; the controller failure limit still bounds a real misconfiguration.
         env["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"] = "900"
     os.environ.update({k: os.environ.get(k, v) for k, v in env.items()})
-    os.environ.update(extra_env or {})
-    env.update(extra_env or {})
-    runtime_env = {"env_vars": {k: os.environ[k] for k in env}}
+    runtime_env = {"env_vars": {**{k: os.environ[k] for k in env}, **(extra_env or {})}}
     level = logging.INFO if verbose else logging.WARNING
     if not verbose:
         for name in ("ray", "ray.tune", "ray.train"):
@@ -157,16 +156,8 @@ def run_tune(trials: list[dict[str, Any]], *, experiment: str, storage_path: str
     # Tune's newer console output prints its own banner and paths even at verbose=0; the legacy reporter is
     # silent there, which leaves the grid's own progress lines alone on the console.
     quiet = {} if verbose else {"RAY_AIR_NEW_OUTPUT": "0"}
-    saved = {k: os.environ.get(k) for k in quiet}
-    os.environ.update(quiet)
-    try:
+    with envvars.set_temporarily(quiet):
         return tuner.fit()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _trial_by_name(config: dict[str, Any], trials: dict[str, dict[str, Any]]) -> None:

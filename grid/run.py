@@ -119,11 +119,11 @@ def _train(spec: GridSpec, opts: RunOptions, pending: list[PlannedTraining], res
     sharing = mps.daemon() if opts.mps else contextlib.nullcontext({})
     with sharing as mps_env:
         start_ray(opts.address, opts.verbose, mps_env)
-        return _run_trials(spec, opts, pending, resumed, data_uri, remote_storage_fs(storage, storage_path, fs),
+        return _run_trials(spec, opts, pending, resumed, data_uri, _remote_storage_fs(storage, storage_path, fs),
                            storage_path)  # fmt: skip
 
 
-def remote_storage_fs(storage: str, storage_path: str, fs):
+def _remote_storage_fs(storage: str, storage_path: str, fs):
     """The filesystem to hand Ray for remote storage (None: a local folder, which Ray resolves itself)."""
     return None if storage == storage_path or not storage.startswith(("s3:", "gs:", "hdfs:")) else fs
 
