@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import data  # noqa: E402
 import models  # noqa: E402
 from grid.config import TrainConfig  # noqa: E402
-from grid.evaluate import correct_as_published, loss_and_correct  # noqa: E402
+from grid.evaluate import PublishedPass, loss_and_correct  # noqa: E402
 from grid.recipes import RECIPES  # noqa: E402
 from grid.training import Training  # noqa: E402
 
@@ -87,7 +87,7 @@ def eval_seconds(training: Training) -> tuple[float, float]:
     torch.cat([val, test]).tolist()
     evaluated = time.perf_counter()
     training.model.train()
-    correct_as_published(training.model, training._forward, training.test_set, training.published_batches, 0).item()
+    PublishedPass(training.model, training._forward, training.test_set, training.published_batches)(0).item()
     return evaluated - start, time.perf_counter() - evaluated
 
 

@@ -25,7 +25,7 @@ from grid.artifacts import plot_predictions, write_submission
 from grid.config import TrainConfig
 from grid.cuda_graph import GraphedStep
 from grid.device_data import DeviceSplit, Normalize, random_crop_flip
-from grid.evaluate import PUBLISHED_BATCH, correct_as_published, depends_on_mode, loss_and_correct, predictions
+from grid.evaluate import PUBLISHED_BATCH, PublishedPass, depends_on_mode, loss_and_correct, predictions
 
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_acc", "test_acc_as_published",
                "lr", "epoch_seconds", "eval_seconds", "images_per_second", "finished_at")  # fmt: skip
@@ -69,6 +69,13 @@ class Training:
         self._build_optimization()
         self.use_cuda_graph = cuda_graph and self.graph_supported
         self._graphed = self._new_graphed_step()
+        # The notebooks' train-mode test pass; None where train mode computes what eval mode does (no dropout,
+        # no BatchNorm), and test_acc_as_published is test_acc. Its graph outlives load_checkpoint, whose
+        # load_state_dict copies into the captured parameters and buffers in place.
+        self.published = None
+        if depends_on_mode(self.model):
+            self.published = PublishedPass(self.model, self._forward, self.test_set, self.published_batches,
+                                           graphed=self.use_cuda_graph)  # fmt: skip
         self.epoch = 0
         self.history: list[dict[str, float]] = []
 
@@ -102,7 +109,6 @@ class Training:
         memory_format = torch.channels_last if self.channels_last else torch.preserve_format
         self.model = models.build(self.cfg.arch, self.cfg.activation).to(self.device, memory_format=memory_format)
         self.net: nn.Module = self.model  # what training steps call; evaluation calls the bare model
-        self.published_pass = depends_on_mode(self.model)  # else test_acc_as_published is test_acc
         if self.distributed:
             on_cuda = self.device.type == "cuda"
             self.net = DistributedDataParallel(self.model, device_ids=[self.device] if on_cuda else None)
@@ -222,9 +228,9 @@ class Training:
         val = loss_and_correct(self._forward, self.val_shard)
         test = loss_and_correct(self._forward, self.test_shard)
         self.model.train()
-        if self.published_pass:
+        if self.published is not None:
             seed = (self.cfg.seed * 1_000_003 + self.epoch) * 101 + self.rank  # fixed per epoch
-            published = correct_as_published(self.model, self._forward, self.test_set, self.published_batches, seed)
+            published = self.published(seed)
         else:  # the same function in train mode: the notebooks' pass would repeat the eval-mode predictions
             published = test[1]
         totals = torch.cat([val, test[1:], published.double().view(1)])
