@@ -47,7 +47,8 @@ def measure(arch: str, cifar, device: str) -> dict:
 
     def eval_mode() -> list[float]:
         training.model.eval()
-        totals = [loss_and_correct(training._forward, s) for s in (training.val_set, training.test_set)]
+        splits = (training.val_set, training.test_set)
+        totals = [loss_and_correct(training._forward, s, training.eval_batch) for s in splits]
         training.model.train()
         return torch.cat(totals).tolist()
 

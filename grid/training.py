@@ -25,7 +25,14 @@ from grid.artifacts import plot_predictions, write_submission
 from grid.config import TrainConfig
 from grid.cuda_graph import GraphedStep
 from grid.device_data import DeviceSplit, Normalize, random_crop_flip
-from grid.evaluate import PUBLISHED_BATCH, PublishedPass, depends_on_mode, loss_and_correct, predictions
+from grid.evaluate import (
+    PUBLISHED_BATCH,
+    PublishedPass,
+    depends_on_mode,
+    eval_batch_size,
+    loss_and_correct,
+    predictions,
+)
 
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_acc", "test_acc_as_published",
                "lr", "epoch_seconds", "eval_seconds", "images_per_second", "finished_at")  # fmt: skip
@@ -69,6 +76,7 @@ class Training:
         self._build_optimization()
         self.use_cuda_graph = cuda_graph and self.graph_supported
         self._graphed = self._new_graphed_step()
+        self.eval_batch = eval_batch_size(self._forward, self.model, self.train_set.images[:1])
         # The notebooks' train-mode test pass; None where train mode computes what eval mode does (no dropout,
         # no BatchNorm), and test_acc_as_published is test_acc. Its graph outlives load_checkpoint, whose
         # load_state_dict copies into the captured parameters and buffers in place.
@@ -225,8 +233,8 @@ class Training:
 
     def _evaluate(self) -> dict[str, float]:
         self.model.eval()
-        val = loss_and_correct(self._forward, self.val_shard)
-        test = loss_and_correct(self._forward, self.test_shard)
+        val = loss_and_correct(self._forward, self.val_shard, self.eval_batch)
+        test = loss_and_correct(self._forward, self.test_shard, self.eval_batch)
         self.model.train()
         if self.published is not None:
             seed = (self.cfg.seed * 1_000_003 + self.epoch) * 101 + self.rank  # fixed per epoch
@@ -282,7 +290,7 @@ class Training:
         """`folder`/submission.csv (the test predictions, `id,label`) and `folder`/predictions.png."""
         folder = Path(folder)
         self.model.eval()
-        predicted = predictions(self._forward, self.test_set.images).tolist()
+        predicted = predictions(self._forward, self.test_set.images, self.eval_batch).tolist()
         self.model.train()
         shown = self.mixed_test_order[:12]  # the test files are sorted by class: show a mix, as the paper did
         images, labels = self.test_set.images[shown].cpu(), self.test_set.labels[shown].tolist()

@@ -21,7 +21,7 @@ from grid import train as cli
 from grid.config import TrainConfig
 from grid.cuda_graph import GraphedStep
 from grid.device_data import random_crop_flip
-from grid.evaluate import PublishedPass
+from grid.evaluate import EVAL_BATCH, PublishedPass, eval_batch_size, largest_activation_bytes
 from grid.recipes import CIFAR_MEAN, CIFAR_STD, RECIPES
 from grid.training import METRIC_KEYS, Diverged, Training
 
@@ -222,6 +222,21 @@ def test_published_eval_leaves_no_trace(cifar, arch) -> None:
 
     torch.manual_seed(99)  # a different global stream gives the same answer: it is not consulted either
     assert torch.equal(PublishedPass(model, training._forward, test, training.published_batches)(7), first)
+
+
+def test_eval_batch_keeps_cpu_activations_small(cifar) -> None:
+    """Improved's first activation is 32x32x32 float32 (128 KiB an image): 192 of them fill 24 MiB."""
+    sizes = {}
+    for arch in models.ARCHS:
+        training = Training(config(arch=arch, max_train_images=32), cifar)
+        rng = torch.get_rng_state()
+        largest = largest_activation_bytes(training._forward, training.model, training.train_set.images[:1])
+        assert training.model.training and torch.equal(torch.get_rng_state(), rng)
+        sizes[arch] = (largest, training.eval_batch)
+    assert sizes["improved"] == (32 * 32 * 32 * 4, 192)
+    assert sizes["baseline"] == (6 * 28 * 28 * 4, EVAL_BATCH)  # 18 KiB: 500 fit in 9 MiB
+    forward = training._forward
+    assert eval_batch_size(forward, training.model, torch.zeros(1, 3, 32, 32, device="meta")) == EVAL_BATCH
 
 
 @pytest.mark.parametrize("arch, has_pass", [("baseline", False), ("improved", True), ("resnet18", True)])
