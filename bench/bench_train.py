@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import data  # noqa: E402
 import models  # noqa: E402
 from grid.config import TrainConfig  # noqa: E402
-from grid.evaluate import PublishedPass, loss_and_correct  # noqa: E402
+from grid.evaluate import PublishedPass  # noqa: E402
 from grid.recipes import RECIPES  # noqa: E402
 from grid.training import Training  # noqa: E402
 
@@ -82,24 +82,17 @@ def training_vs_floor(arch: str, cifar: data.Cifar10, rounds: int, steps: int | 
 
 def eval_seconds(training: Training) -> tuple[float, float]:
     """(val + test in eval mode, published-style test) seconds, each ended by its host sync."""
-    training.model.eval()
     start = time.perf_counter()
-    val = loss_and_correct(training._forward, training.val_set, training.eval_batch)
-    test = loss_and_correct(training._forward, training.test_set, training.eval_batch)
-    torch.cat([val, test]).tolist()
+    training.eval_mode_totals().tolist()
     evaluated = time.perf_counter()
-    training.model.train()
     PublishedPass(training.model, training._forward, training.test_set, training.published_batches)(0).item()
     return evaluated - start, time.perf_counter() - evaluated
 
 
 def eval_floor_seconds(training: Training) -> float:
     """Seconds of the eval-mode pass over validation + test spent in convolution and matrix-product kernels."""
-    training.model.eval()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        loss_and_correct(training._forward, training.val_set, training.eval_batch)
-        loss_and_correct(training._forward, training.test_set, training.eval_batch)
-    training.model.train()
+        training.eval_mode_totals()
     kernels = ("aten::mkldnn_convolution", "aten::convolution", "aten::addmm", "aten::mm")
     return sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in kernels) / 1e6
 

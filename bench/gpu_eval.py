@@ -12,8 +12,6 @@ Writes $OUT/gpu_eval.json when OUT is set. Synthetic images: speed does not depe
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,9 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import models  # noqa: E402
 from bench.gpu_steps import synthetic  # noqa: E402
+from bench.out import write_report  # noqa: E402
 from grid.config import TrainConfig  # noqa: E402
 from grid.cuda_graph import GraphedStep  # noqa: E402
-from grid.evaluate import PublishedPass, loss_and_correct  # noqa: E402
+from grid.evaluate import PublishedPass  # noqa: E402
 from grid.training import Training  # noqa: E402
 
 
@@ -45,15 +44,8 @@ def measure(arch: str, cifar, device: str) -> dict:
     training.run_epoch()  # warms up: CUDA graphs captured, cuDNN's algorithms picked, the caches filled
     epoch = training.run_epoch()
 
-    def eval_mode() -> list[float]:
-        training.model.eval()
-        splits = (training.val_set, training.test_set)
-        totals = [loss_and_correct(training._forward, s, training.eval_batch) for s in splits]
-        training.model.train()
-        return torch.cat(totals).tolist()
-
     row = {"epoch_seconds": epoch["epoch_seconds"], "eval_seconds_in_epoch": epoch["eval_seconds"],
-           "eval_mode_seconds": min(timed(eval_mode, dev)[0] for _ in range(3))}  # fmt: skip
+           "eval_mode_seconds": min(timed(training.eval_mode_totals, dev)[0] for _ in range(3))}  # fmt: skip
     if training.published is not None:
         eager = PublishedPass(training.model, training._forward, training.test_set, training.published_batches)
         seeds = (11, 12, 13)
@@ -87,10 +79,7 @@ def main() -> None:
             line += (f"; train-mode test pass eager {e:.3f}s, graphed {g:.3f}s ({e / g:.1f}x, graph used: "
                      f"{r['published_graphed']}), correct {r['published_correct']}")  # fmt: skip
         print(line, flush=True)
-    if os.environ.get("OUT"):
-        path = Path(os.environ["OUT"], "gpu_eval.json")
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {path}")
+    write_report(report, "gpu_eval.json")
 
 
 if __name__ == "__main__":

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import multiprocessing as mp
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.out import write_report  # noqa: E402
 from grid import mps  # noqa: E402
 from grid.spec import GridError  # noqa: E402
 
@@ -90,9 +89,7 @@ def main() -> None:
                 measure(mode, args, report["archs"])
         except GridError as e:  # MPS could not start: the plain figures still count
             print(f"MPS could not start: {e}", flush=True)
-    if os.environ.get("OUT"):
-        name = "gpu_share_cudnn_benchmark.json" if args.cudnn_benchmark else "gpu_share.json"
-        Path(os.environ["OUT"], name).write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, "gpu_share_cudnn_benchmark.json" if args.cudnn_benchmark else "gpu_share.json")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,7 @@ Writes $OUT/gpu_steps.json when OUT is set. Synthetic images: speed does not dep
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import data  # noqa: E402
 import models  # noqa: E402
+from bench.out import write_report  # noqa: E402
 from grid.config import TrainConfig  # noqa: E402
 from grid.training import Training  # noqa: E402
 
@@ -103,10 +102,7 @@ def main() -> None:
         print(line, flush=True)
         report["archs"][arch] = row
     report["seconds"] = time.perf_counter() - started
-    if os.environ.get("OUT"):
-        path = Path(os.environ["OUT"], "gpu_steps.json")
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {path}")
+    write_report(report, "gpu_steps.json")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from grid.device_data import DeviceSplit
 
 EVAL_BATCH = 500  # large batches keep evaluation a small part of an epoch
 # On the CPU, glibc maps every allocation over 32 MiB afresh and faults its pages in again on each batch: at
-# batch 500 improved's 32x32x32 activations (64 MiB) made its evaluation 1.14-1.25x slower than batch 191.
+# batch 500 improved's 32x32x32 activations (64 MiB) made its evaluation 1.14-1.30x slower than at 191-192.
 CPU_ACTIVATION_BYTES = 24 * 2**20
 PUBLISHED_BATCH = 32  # the notebooks' test loader
 Forward = Callable[[Tensor], Tensor]  # uint8 images -> logits
@@ -38,13 +38,11 @@ def largest_activation_bytes(forward: Forward, model: nn.Module, image: Tensor) 
             sizes.append(output.nelement() * output.element_size())
 
     hooks = [m.register_forward_hook(record) for m in model.modules()]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.inference_mode():
+        with _model_state_restored(model), torch.inference_mode():
+            model.eval()
             forward(image)
     finally:
-        model.train(was_training)
         for hook in hooks:
             hook.remove()
     return max(sizes)

@@ -145,7 +145,7 @@ def run_tune(trials: list[dict[str, Any]], *, experiment: str, storage_path: str
     trainable = tune.with_parameters(_trial_by_name, trials=by_name)
     tuner = tune.Tuner(
         tune.with_resources(trainable, {DRIVER_RESOURCE: 1}),
-        param_space={"training": tune.grid_search(list(by_name))},  # in the order given: Tune starts them so
+        param_space={"training": tune.grid_search(list(by_name))},  # Tune starts trials in this order
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent,
                                     trial_name_creator=lambda t: t.config["training"],
                                     trial_dirname_creator=lambda t: t.config["training"]),  # fmt: skip

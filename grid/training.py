@@ -231,17 +231,23 @@ class Training:
         part = slice(*(len(split) * r // self.world_size for r in (self.rank, self.rank + 1)))
         return DeviceSplit(split.images[part], split.labels[part])
 
-    def _evaluate(self) -> dict[str, float]:
+    def eval_mode_totals(self) -> Tensor:
+        """[val loss sum, val correct, test loss sum, test correct] over this rank's shards, in eval mode; on the
+        device (no host sync). Leaves the model in train mode."""
         self.model.eval()
-        val = loss_and_correct(self._forward, self.val_shard, self.eval_batch)
-        test = loss_and_correct(self._forward, self.test_shard, self.eval_batch)
+        shards = (self.val_shard, self.test_shard)
+        totals = torch.cat([loss_and_correct(self._forward, shard, self.eval_batch) for shard in shards])
         self.model.train()
+        return totals
+
+    def _evaluate(self) -> dict[str, float]:
+        val_test = self.eval_mode_totals()
         if self.published is not None:
             seed = (self.cfg.seed * 1_000_003 + self.epoch) * 101 + self.rank  # fixed per epoch
             published = self.published(seed)
         else:  # the same function in train mode: the notebooks' pass would repeat the eval-mode predictions
-            published = test[1]
-        totals = torch.cat([val, test[1:], published.double().view(1)])
+            published = val_test[3]
+        totals = torch.cat([val_test[[0, 1, 3]], published.double().view(1)])
         if self.distributed:
             dist.all_reduce(totals)
         val_loss, val_correct, test_correct, published_correct = totals.tolist()
