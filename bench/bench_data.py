@@ -57,15 +57,19 @@ def main() -> None:
             manifest = data.prepare(args.source, shards)
             seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_before
             rows = sum(manifest["splits"].values())
-            print(f"prepare   {os.path.basename(args.source)}: {rows:,} images in {seconds:.1f} s "
-                  f"(target <= 60 s), {cpu:.1f} CPU-s with the decode workers")
+            print(
+                f"prepare   {os.path.basename(args.source)}: {rows:,} images in {seconds:.1f} s "
+                f"(target <= 60 s), {cpu:.1f} CPU-s with the decode workers"
+            )
         files = sorted(p for p in shards.iterdir() if p.name != MANIFEST)
         loaded = data.load(shards)  # warms the page cache
         images = len(loaded.train) + len(loaded.val) + len(loaded.test)
         raw_pixels = images * 3072
         shard_bytes = sum(p.stat().st_size for p in files)
-        print(f"size      {shard_bytes:,} shard bytes for {raw_pixels:,} pixel bytes: "
-              f"{100 * (shard_bytes / raw_pixels - 1):+.2f}% (target <= +5%)")
+        print(
+            f"size      {shard_bytes:,} shard bytes for {raw_pixels:,} pixel bytes: "
+            f"{100 * (shard_bytes / raw_pixels - 1):+.2f}% (target <= +5%)"
+        )
 
         read_s, _ = best_of(args.repeats, lambda: plain_read(files))
         pixels = np.frombuffer(files[0].read_bytes(), np.uint8)
@@ -73,9 +77,11 @@ def main() -> None:
         cpu_before = cpu_seconds()
         load_s, loaded = best_of(args.repeats, lambda: data.load(shards))
         load_cpu = (cpu_seconds() - cpu_before) / args.repeats
-        print(f"load      {images:,} images in {load_s:.3f} s warm (best of {args.repeats}; target <= 1 s), "
-              f"{load_cpu:.3f} CPU-s each = {load_s / read_s:.1f}x a plain read of the files ({read_s:.3f} s), "
-              f"{load_s / copy_s:.1f}x a memory copy ({copy_s:.3f} s)")
+        print(
+            f"load      {images:,} images in {load_s:.3f} s warm (best of {args.repeats}; target <= 1 s), "
+            f"{load_cpu:.3f} CPU-s each = {load_s / read_s:.1f}x a plain read of the files ({read_s:.3f} s), "
+            f"{load_s / copy_s:.1f}x a memory copy ({copy_s:.3f} s)"
+        )
 
 
 if __name__ == "__main__":

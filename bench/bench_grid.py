@@ -49,7 +49,7 @@ def own_seconds(history: pd.DataFrame) -> pd.Series:
 
 TRIVIAL_FIT = """
 import statistics, sys, time
-from grid.ray_runner import start_ray
+from grid.experiment.tune import start_ray
 from ray.train import RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 start_ray(None, verbose=False)
@@ -65,8 +65,13 @@ print(min(seconds), statistics.median(seconds))
 
 def trivial_fit(repeats: int, storage: Path) -> tuple[float, float]:
     """(best, median) seconds of a TorchTrainer.fit() that trains nothing, in a Ray of its own."""
-    out = subprocess.run([sys.executable, "-c", TRIVIAL_FIT, str(repeats), str(storage)], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout.split()  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", TRIVIAL_FIT, str(repeats), str(storage)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     return float(out[-2]), float(out[-1])
 
 
@@ -92,36 +97,73 @@ def fixed_cost(tmp: Path, shards: str, repeats: int, floor: float | None) -> flo
         trial, own = times["end"] - times["start"], own_seconds(history)[tid]
         costs.append(trial - own)
         above = f"; {trial - own - floor:+.1f} s on Ray's floor" if floor is not None else ""
-        print(f"1. fixed cost per training: {trial - own:.1f} s (trial {trial:.1f} s - own compute {own:.1f} s); "
-              f"target <= 8 s{above}")  # fmt: skip
+        print(
+            f"1. fixed cost per training: {trial - own:.1f} s (trial {trial:.1f} s - own compute {own:.1f} s); "
+            f"target <= 8 s{above}"
+        )
     return min(costs)
 
 
 def per_epoch(tmp: Path, shards: str, fixed: float) -> None:
     """2. 100 very short epochs, in the grid and standalone: the spans between their first and last epochs."""
     short = ["--max-train-images", "320", "--max-eval-images", "100"]
-    _, in_grid, trials = grid(tmp / "epochs", shards, "--archs", "baseline", "--activations", "relu",
-                              "--epochs", "100", *short)  # fmt: skip
+    _, in_grid, trials = grid(
+        tmp / "epochs", shards, "--archs", "baseline", "--activations", "relu", "--epochs", "100", *short
+    )
     ((tid, times),) = trials.items()
-    alone_wall = timed([sys.executable, "-m", "grid.train", "--arch", "baseline", "--activation", "relu", "--epochs",
-                        "100", "--data", shards, "--threads", "1", "--out", str(tmp / "alone"), *short])  # fmt: skip
+    alone_wall = timed(
+        [
+            sys.executable,
+            "-m",
+            "grid.train",
+            "--arch",
+            "baseline",
+            "--activation",
+            "relu",
+            "--epochs",
+            "100",
+            "--data",
+            shards,
+            "--threads",
+            "1",
+            "--out",
+            str(tmp / "alone"),
+            *short,
+        ]
+    )
     alone = pd.DataFrame(json.loads((tmp / "alone" / "metrics.json").read_text()))
     trial = times["end"] - times["start"]
-    print(f"2. 100 short epochs, end of epoch 1 to end of epoch 100: in the grid {epoch_span(in_grid):.2f} s, "
-          f"`python -m grid.train` {epoch_span(alone):.2f} s: ratio {epoch_span(in_grid) / epoch_span(alone):.3f}; "
-          f"target <= 1.05 (whole trial {trial:.1f} s = fixed cost {fixed:.1f} s + {trial - fixed:.1f} s; "
-          f"standalone process {alone_wall:.1f} s)")  # fmt: skip
+    print(
+        f"2. 100 short epochs, end of epoch 1 to end of epoch 100: in the grid {epoch_span(in_grid):.2f} s, "
+        f"`python -m grid.train` {epoch_span(alone):.2f} s: ratio {epoch_span(in_grid) / epoch_span(alone):.3f}; "
+        f"target <= 1.05 (whole trial {trial:.1f} s = fixed cost {fixed:.1f} s + {trial - fixed:.1f} s; "
+        f"standalone process {alone_wall:.1f} s)"
+    )
 
 
 def concurrency(tmp: Path, shards: str) -> None:
     """3. Four trainings of 10 epochs, two at a time."""
-    wall, history, trials = grid(tmp / "four", shards, "--archs", "baseline", "--activations", "relu", "swish",
-                                 "--seeds", "0", "1", "--epochs", "10")  # fmt: skip
+    wall, history, trials = grid(
+        tmp / "four",
+        shards,
+        "--archs",
+        "baseline",
+        "--activations",
+        "relu",
+        "swish",
+        "--seeds",
+        "0",
+        "1",
+        "--epochs",
+        "10",
+    )
     half = own_seconds(history).sum() / 2
     span = max(t["end"] for t in trials.values()) - min(t["start"] for t in trials.values())
-    print(f"3. 4 trainings x 10 epochs, 2 at a time: run_grid.py wall {wall:.1f} s (trials span {span:.1f} s), "
-          f"half the trainings' own compute {half:.1f} s: ratio {wall / half:.3f} (trials only "
-          f"{span / half:.3f}); target <= 1.25")  # fmt: skip
+    print(
+        f"3. 4 trainings x 10 epochs, 2 at a time: run_grid.py wall {wall:.1f} s (trials span {span:.1f} s), "
+        f"half the trainings' own compute {half:.1f} s: ratio {wall / half:.3f} (trials only "
+        f"{span / half:.3f}); target <= 1.25"
+    )
 
 
 def main() -> None:

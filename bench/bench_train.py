@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import data  # noqa: E402
 import models  # noqa: E402
-from grid.config import TrainConfig  # noqa: E402
-from grid.evaluate import PublishedPass  # noqa: E402
-from grid.recipes import RECIPES  # noqa: E402
-from grid.training import Training  # noqa: E402
+from grid.train.config import TrainConfig  # noqa: E402
+from grid.train.evaluate import PublishedPass  # noqa: E402
+from grid.train.recipes import RECIPES  # noqa: E402
+from grid.train.training import Training  # noqa: E402
 
 SHARED_JPEG = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz")
 PAPER = RECIPES["paper"]
@@ -75,8 +75,14 @@ def training_vs_floor(arch: str, cifar: data.Cifar10, rounds: int, steps: int | 
         metrics = training.run_epoch()
         ours.append(metrics["epoch_seconds"] / n_steps)
         evals.append(eval_seconds(training))
-    result = {"ours": min(ours), "floor": min(floor), "steps": n_steps, "eval": min(e[0] for e in evals),
-              "published": min(e[1] for e in evals), "kernels": eval_floor_seconds(training)}  # fmt: skip
+    result = {
+        "ours": min(ours),
+        "floor": min(floor),
+        "steps": n_steps,
+        "eval": min(e[0] for e in evals),
+        "published": min(e[1] for e in evals),
+        "kernels": eval_floor_seconds(training),
+    }
     return result, training
 
 
@@ -113,8 +119,9 @@ def paper_pipeline_epoch(root: Path, ids: list[str]) -> float:
     folder = datasets.ImageFolder(str(root), transforms.Compose([transforms.ToTensor(), normalize]))
     wanted = {i.removeprefix("train/") for i in ids}
     indices = [k for k, (path, _) in enumerate(folder.samples) if str(Path(path).relative_to(root)) in wanted]
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(folder, indices), batch_size=PAPER.batch_size,
-                                         shuffle=True, num_workers=2)  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(folder, indices), batch_size=PAPER.batch_size, shuffle=True, num_workers=2
+    )
     torch.manual_seed(0)
     model = models.build("baseline", "relu")
     optimizer = torch.optim.SGD(model.parameters(), lr=PAPER.lr, momentum=PAPER.momentum)
@@ -148,13 +155,19 @@ def main() -> None:
         steps = None if arch == "baseline" else args.steps
         r, trainings[arch] = training_vs_floor(arch, cifar, args.rounds, steps)
         epoch = r["ours"] * 1250  # a 40,000-image epoch
-        print(f"{arch:>9}: {r['ours'] * 1e3:7.2f} ms/step vs floor {r['floor'] * 1e3:7.2f} ms/step "
-              f"({r['steps']} steps): {r['ours'] / r['floor']:.3f}x floor (target <= 1.1)")  # fmt: skip
-        print(f"{'':>9}  eval of 20,000 val+test images {r['eval']:.2f}s = {r['eval'] / epoch:.1%} of a "
-              f"{epoch:.1f}s epoch (target < 10%); published-style 10,000 test images {r['published']:.2f}s "
-              f"= {r['published'] / epoch:.1%}")  # fmt: skip
-        print(f"{'':>9}  of which convolutions and matrix products {r['kernels']:.2f}s = {r['kernels'] / epoch:.1%} "
-              f"of the epoch: the floor of an exact fp32 evaluation with these kernels")  # fmt: skip
+        print(
+            f"{arch:>9}: {r['ours'] * 1e3:7.2f} ms/step vs floor {r['floor'] * 1e3:7.2f} ms/step "
+            f"({r['steps']} steps): {r['ours'] / r['floor']:.3f}x floor (target <= 1.1)"
+        )
+        print(
+            f"{'':>9}  eval of 20,000 val+test images {r['eval']:.2f}s = {r['eval'] / epoch:.1%} of a "
+            f"{epoch:.1f}s epoch (target < 10%); published-style 10,000 test images {r['published']:.2f}s "
+            f"= {r['published'] / epoch:.1%}"
+        )
+        print(
+            f"{'':>9}  of which convolutions and matrix products {r['kernels']:.2f}s = {r['kernels'] / epoch:.1%} "
+            f"of the epoch: the floor of an exact fp32 evaluation with these kernels"
+        )
 
     if not args.skip_pipeline and "baseline" in trainings:
         pipeline, ours = [], []
@@ -164,8 +177,10 @@ def main() -> None:
                 pipeline.append(paper_pipeline_epoch(root, cifar.train.ids))
                 ours.append(trainings["baseline"].run_epoch()["epoch_seconds"])
         pipeline, ours = min(pipeline), min(ours)
-        print(f" pipeline: paper's ImageFolder + DataLoader epoch {pipeline:.1f}s vs ours {ours:.1f}s: "
-              f"{pipeline / ours:.1f}x faster (target >= 4)")  # fmt: skip
+        print(
+            f" pipeline: paper's ImageFolder + DataLoader epoch {pipeline:.1f}s vs ours {ours:.1f}s: "
+            f"{pipeline / ours:.1f}x faster (target >= 4)"
+        )
 
 
 if __name__ == "__main__":

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import models  # noqa: E402
 from bench.gpu_steps import synthetic  # noqa: E402
 from bench.out import write_report  # noqa: E402
-from grid.config import TrainConfig  # noqa: E402
-from grid.cuda_graph import GraphedStep  # noqa: E402
-from grid.evaluate import PublishedPass  # noqa: E402
-from grid.training import Training  # noqa: E402
+from grid.train.config import TrainConfig  # noqa: E402
+from grid.train.cuda_graph import GraphedStep  # noqa: E402
+from grid.train.evaluate import PublishedPass  # noqa: E402
+from grid.train.training import Training  # noqa: E402
 
 
 def timed(fn, device: torch.device) -> tuple[float, object]:
@@ -44,13 +44,18 @@ def measure(arch: str, cifar, device: str) -> dict:
     training.run_epoch()  # warms up: CUDA graphs captured, cuDNN's algorithms picked, the caches filled
     epoch = training.run_epoch()
 
-    row = {"epoch_seconds": epoch["epoch_seconds"], "eval_seconds_in_epoch": epoch["eval_seconds"],
-           "eval_mode_seconds": min(timed(training.eval_mode_totals, dev)[0] for _ in range(3))}  # fmt: skip
+    row = {
+        "epoch_seconds": epoch["epoch_seconds"],
+        "eval_seconds_in_epoch": epoch["eval_seconds"],
+        "eval_mode_seconds": min(timed(training.eval_mode_totals, dev)[0] for _ in range(3)),
+    }
     if training.published is not None:
         eager = PublishedPass(training.model, training._forward, training.test_set, training.published_batches)
         seeds = (11, 12, 13)
-        runs = {name: [timed(lambda p=p, s=s: p(s).item(), dev) for s in seeds]
-                for name, p in (("eager", eager), ("graphed", training.published))}  # fmt: skip
+        runs = {
+            name: [timed(lambda p=p, s=s: p(s).item(), dev) for s in seeds]
+            for name, p in (("eager", eager), ("graphed", training.published))
+        }
         row |= {f"published_{k}_seconds": min(t for t, _ in v) for k, v in runs.items()}
         row["published_correct"] = {k: [c for _, c in v] for k, v in runs.items()}
         row["published_graphed"] = isinstance(training.published.count, GraphedStep)
@@ -71,13 +76,17 @@ def main() -> None:
     report = {"device": name, "torch": torch.__version__, "train": args.train, "eval": args.eval, "archs": {}}
     for arch in args.archs:
         r = report["archs"][arch] = measure(arch, cifar, args.device)
-        line = (f"{arch:>9}: epoch {r['epoch_seconds']:.3f}s, its evaluation {r['eval_seconds_in_epoch']:.3f}s "
-                f"= {r['eval_share']:.1%} (target < 10%); eval-mode val+test "
-                f"{r['eval_mode_seconds']:.3f}s")  # fmt: skip
+        line = (
+            f"{arch:>9}: epoch {r['epoch_seconds']:.3f}s, its evaluation {r['eval_seconds_in_epoch']:.3f}s "
+            f"= {r['eval_share']:.1%} (target < 10%); eval-mode val+test "
+            f"{r['eval_mode_seconds']:.3f}s"
+        )
         if "published_eager_seconds" in r:
             e, g = r["published_eager_seconds"], r["published_graphed_seconds"]
-            line += (f"; train-mode test pass eager {e:.3f}s, graphed {g:.3f}s ({e / g:.1f}x, graph used: "
-                     f"{r['published_graphed']}), correct {r['published_correct']}")  # fmt: skip
+            line += (
+                f"; train-mode test pass eager {e:.3f}s, graphed {g:.3f}s ({e / g:.1f}x, graph used: "
+                f"{r['published_graphed']}), correct {r['published_correct']}"
+            )
         print(line, flush=True)
     write_report(report, "gpu_eval.json")
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # grid.results, for an interrupted grid
+sys.path.insert(0, str(ROOT))  # grid.experiment.results, for an interrupted grid
 
 STEPS_PER_PAPER_EPOCH = math.ceil(40_000 / 32)
 ACTIVATIONS = 3
@@ -48,8 +48,12 @@ class GpuSampler(threading.Thread):
     def run(self) -> None:
         while not self.stop.wait(1.0):
             try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                                     capture_output=True, text=True, timeout=5).stdout  # fmt: skip
+                out = subprocess.run(
+                    ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                ).stdout
                 self.samples.extend(float(v) for v in out.split())
             except (OSError, ValueError, subprocess.SubprocessError):
                 return  # no nvidia-smi (a CPU smoke run)
@@ -91,7 +95,7 @@ def histories(run: Path) -> pd.DataFrame:
         return pd.read_parquet(run / "history.parquet")
     import pyarrow.fs
 
-    from grid.results import read_outcome
+    from grid.experiment.results import read_outcome
 
     frames = []
     for train_dir in sorted((run / "storage").glob("*")):
@@ -112,8 +116,10 @@ def fixed_seconds(run: Path, history: pd.DataFrame) -> dict:
     figures = {}
     for training_id, row in spans.iterrows():
         if training_id in trials:
-            figures[training_id] = [round(row["start"] - trials[training_id]["start"], 1),
-                                    round(trials[training_id]["end"] - row["end"], 1)]  # fmt: skip
+            figures[training_id] = [
+                round(row["start"] - trials[training_id]["start"], 1),
+                round(trials[training_id]["end"] - row["end"], 1),
+            ]
     return {"trial_start_to_first_epoch_and_last_epoch_to_trial_end_seconds": figures}
 
 
@@ -140,8 +146,12 @@ def grid_figures(history: pd.DataFrame, steps: dict, wall: float) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="shards, or a raw CIFAR-10 source prepared once")
-    p.add_argument("--epochs", nargs="+", help="the grid's epoch cells (default: the paper's 10..100, or 10 20 "
-                                               "when the estimate says the budget is too short)")  # fmt: skip
+    p.add_argument(
+        "--epochs",
+        nargs="+",
+        help="the grid's epoch cells (default: the paper's 10..100, or 10 20 "
+        "when the estimate says the budget is too short)",
+    )
     p.add_argument("--budget", type=float, default=420, help="seconds for the whole script")
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     p.add_argument("--mps", action="store_true", help="run the grid with run_grid.py --mps")
@@ -169,17 +179,40 @@ def main() -> None:
         epochs = ["1"]
     elif not args.epochs and estimate > left:
         epochs = ["10", "20"]
-        print(f"gpu_grid: the whole grid would take about {estimate:.0f} s and {left:.0f} s are left: running "
-              f"its first 20 epochs (all 9 trainings)", flush=True)  # fmt: skip
+        print(
+            f"gpu_grid: the whole grid would take about {estimate:.0f} s and {left:.0f} s are left: running "
+            f"its first 20 epochs (all 9 trainings)",
+            flush=True,
+        )
     figures.update(grid_epochs=[int(e) for e in epochs], estimate_full_grid_seconds=round(estimate))
     save()
 
     run = Path(tempfile.mkdtemp(prefix="gpu-grid-run-")) / "run"  # not under $OUT: it holds hundreds of files
-    grid = [sys.executable, "run_grid.py", "--data", args.data, "--out", str(run), "--wandb", "disabled",
-            "--device", args.device, "--epochs", *epochs] + (["--mps"] if args.mps else [])  # fmt: skip
+    grid = [
+        sys.executable,
+        "run_grid.py",
+        "--data",
+        args.data,
+        "--out",
+        str(run),
+        "--wandb",
+        "disabled",
+        "--device",
+        args.device,
+        "--epochs",
+        *epochs,
+    ] + (["--mps"] if args.mps else [])
     if args.smoke:
-        grid += ["--archs", "baseline", "--activations", "relu", "--max-train-images", "500",
-                 "--max-eval-images", "200"]  # fmt: skip
+        grid += [
+            "--archs",
+            "baseline",
+            "--activations",
+            "relu",
+            "--max-train-images",
+            "500",
+            "--max-eval-images",
+            "200",
+        ]
     sampler = GpuSampler()
     sampler.start()
     start = time.perf_counter()
@@ -187,8 +220,12 @@ def main() -> None:
     wall = time.perf_counter() - start
     sampler.stop.set()
     utilisation = sum(sampler.samples) / len(sampler.samples) if sampler.samples else None
-    figures.update(grid_exit_code=code, grid_interrupted=interrupted, grid_wall_seconds=round(wall, 1),
-                   gpu_utilisation_mean=utilisation and round(utilisation, 1))  # fmt: skip
+    figures.update(
+        grid_exit_code=code,
+        grid_interrupted=interrupted,
+        grid_wall_seconds=round(wall, 1),
+        gpu_utilisation_mean=utilisation and round(utilisation, 1),
+    )
     history = histories(run)
     figures.update(grid_figures(history, steps, wall))
     if not history.empty:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.out import write_report  # noqa: E402
 from grid import mps  # noqa: E402
-from grid.spec import GridError  # noqa: E402
+from grid.experiment.spec import GridError  # noqa: E402
 
 STEPS = {"baseline": 3000, "improved": 2000, "resnet18": 800}  # about 1.5 s alone on an H100
 
@@ -32,8 +32,8 @@ def worker(arch: str, steps: int, device: str, cudnn_benchmark: bool, barrier, r
 
     torch.backends.cudnn.benchmark = cudnn_benchmark
     from bench.gpu_steps import synthetic
-    from grid.config import TrainConfig
-    from grid.training import Training
+    from grid.train.config import TrainConfig
+    from grid.train.training import Training
 
     training = Training(TrainConfig(arch, "relu", device=device), synthetic(steps * 32, n_eval=32))
     training._train_epoch()  # warm-up and capture
@@ -66,8 +66,10 @@ def measure(mode: str, args: argparse.Namespace, archs: dict) -> None:
             rate = concurrent_steps_per_second(arch, n, steps, args.device, args.cudnn_benchmark)
             archs.setdefault(arch, {})[f"{mode}_{n}"] = rate
             alone = archs[arch].get("plain_1", rate)
-            print(f"{mode:>5} {arch:>9} x{n}: {rate:8.1f} steps/s summed ({rate / alone:.2f}x one alone without "
-                  f"MPS)", flush=True)  # fmt: skip
+            print(
+                f"{mode:>5} {arch:>9} x{n}: {rate:8.1f} steps/s summed ({rate / alone:.2f}x one alone without MPS)",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -82,7 +84,7 @@ def main() -> None:
     report: dict = {"procs": args.procs, "cudnn_benchmark": args.cudnn_benchmark, "archs": {}}
     modes = ["plain", "mps"] if args.mps else ["plain"]
     for mode in modes:
-        # grid.mps.daemon sets the MPS pipe folder in os.environ: the spawned workers inherit it.
+        # grid.experiment.mps.daemon sets the MPS pipe folder in os.environ: the spawned workers inherit it.
         sharing = mps.daemon() if mode == "mps" else contextlib.nullcontext()
         try:
             with sharing:

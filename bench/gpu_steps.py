@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import data  # noqa: E402
 import models  # noqa: E402
 from bench.out import write_report  # noqa: E402
-from grid.config import TrainConfig  # noqa: E402
-from grid.training import Training  # noqa: E402
+from grid.train.config import TrainConfig  # noqa: E402
+from grid.train.training import Training  # noqa: E402
 
 BATCH = 32
 
@@ -46,9 +46,14 @@ def measure(arch: str, cifar: data.Cifar10, device: str, graph: bool) -> dict:
     weights = torch.cat([p.detach().flatten().float().cpu() for p in training.model.parameters()])
     steps_per_second = training.steps_per_epoch / second["epoch_seconds"]
     busy = gpu_busy(training, steps_per_second) if training.use_cuda_graph else None
-    return {"graph": training.use_cuda_graph, "gpu_busy": busy, "steps_per_second": steps_per_second,
-            "eval_seconds": second["eval_seconds"], "train_loss": [first["train_loss"], second["train_loss"]],
-            "weights": weights}  # fmt: skip
+    return {
+        "graph": training.use_cuda_graph,
+        "gpu_busy": busy,
+        "steps_per_second": steps_per_second,
+        "eval_seconds": second["eval_seconds"],
+        "train_loss": [first["train_loss"], second["train_loss"]],
+        "weights": weights,
+    }
 
 
 def gpu_busy(training: Training, steps_per_second: float, replays: int = 200) -> float:
@@ -76,8 +81,14 @@ def main() -> None:
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__} on {name}: {args.steps} steps of batch {BATCH} per timed epoch")
 
-    report = {"device": name, "torch": torch.__version__, "steps": args.steps, "batch": BATCH,
-              "eval_images": len(cifar.val), "archs": {}}
+    report = {
+        "device": name,
+        "torch": torch.__version__,
+        "steps": args.steps,
+        "batch": BATCH,
+        "eval_images": len(cifar.val),
+        "archs": {},
+    }
     started = time.perf_counter()
     for arch in args.archs:
         eager = measure(arch, cifar, args.device, graph=False)
@@ -92,9 +103,14 @@ def main() -> None:
             weight_diff = (graphed["weights"] - eager["weights"]).abs().max().item()
             speedup = graphed["steps_per_second"] / eager["steps_per_second"]
             busy = graphed["gpu_busy"]
-            row |= {"graph_steps_per_second": graphed["steps_per_second"], "speedup": speedup, "gpu_busy": busy,
-                    "suggested_gpu_fraction": max(0.125, math.ceil(busy * 8) / 8),
-                    "train_loss_max_rel_diff": loss_diff, "weights_max_abs_diff": weight_diff}  # fmt: skip
+            row |= {
+                "graph_steps_per_second": graphed["steps_per_second"],
+                "speedup": speedup,
+                "gpu_busy": busy,
+                "suggested_gpu_fraction": max(0.125, math.ceil(busy * 8) / 8),
+                "train_loss_max_rel_diff": loss_diff,
+                "weights_max_abs_diff": weight_diff,
+            }
             line += (
                 f"  graph {graphed['steps_per_second']:8.1f} steps/s ({speedup:.2f}x, GPU busy {busy:.0%})  "
                 f"graph vs eager: train loss rel diff {loss_diff:.1e}, weights max diff {weight_diff:.1e}"

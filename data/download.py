@@ -36,9 +36,11 @@ def fetch_official(cache_dir: str | os.PathLike | None = None) -> Path:
             shutil.copyfileobj(response, out, 1 << 20)
     except OSError as e:
         partial.unlink(missing_ok=True)
-        raise DataError(f"{URL}: download failed ({e}); without a network, pass a local copy as SOURCE: "
-                        "python -m data.prepare path/to/cifar-10-python.tar.gz (or cifar-10-batches-py/, a "
-                        "Kaggle folder, an image-folder tree or tar) --out DEST") from None
+        raise DataError(
+            f"{URL}: download failed ({e}); without a network, pass a local copy as SOURCE: "
+            "python -m data.prepare path/to/cifar-10-python.tar.gz (or cifar-10-batches-py/, a "
+            "Kaggle folder, an image-folder tree or tar) --out DEST"
+        ) from None
     digest = _md5(partial)
     if digest != MD5:
         partial.unlink()

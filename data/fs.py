@@ -13,8 +13,16 @@ import pyarrow.fs as pafs
 
 from data.errors import DataError
 
-_DENIED = ("ACCESS_DENIED", "AccessDenied", "INVALID_ACCESS_KEY_ID", "InvalidAccessKeyId",
-           "SIGNATURE_DOES_NOT_MATCH", "SignatureDoesNotMatch", "Forbidden", "HTTP response code: 403")
+_DENIED = (
+    "ACCESS_DENIED",
+    "AccessDenied",
+    "INVALID_ACCESS_KEY_ID",
+    "InvalidAccessKeyId",
+    "SIGNATURE_DOES_NOT_MATCH",
+    "SignatureDoesNotMatch",
+    "Forbidden",
+    "HTTP response code: 403",
+)
 
 
 def is_uri(location: str) -> bool:

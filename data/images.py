@@ -39,8 +39,9 @@ def decode_many(files: list[tuple[str, bytes | memoryview]]) -> np.ndarray:
     if len(files) < 2 * _CHUNK or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return _decode_chunk(files)
     # Fork: workers start in milliseconds without re-importing torch; they only run PIL and numpy.
-    chunks = [[(where, bytes(contents)) for where, contents in files[i : i + _CHUNK]]
-              for i in range(0, len(files), _CHUNK)]
+    chunks = [
+        [(where, bytes(contents)) for where, contents in files[i : i + _CHUNK]] for i in range(0, len(files), _CHUNK)
+    ]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         return np.concatenate(list(pool.map(_decode_chunk, chunks)))
 

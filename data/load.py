@@ -33,9 +33,15 @@ class Cifar10:
     uri: str
 
 
-def load(dest: str | os.PathLike, *, val_size: int = 10_000, split_seed: int = 0,
-         max_train_images: int | None = None, max_eval_images: int | None = None,
-         subset_seed: int = 0) -> Cifar10:
+def load(
+    dest: str | os.PathLike,
+    *,
+    val_size: int = 10_000,
+    split_seed: int = 0,
+    max_train_images: int | None = None,
+    max_eval_images: int | None = None,
+    subset_seed: int = 0,
+) -> Cifar10:
     """Read the shards at ``dest`` (a folder or URI), verifying every shard's sha256 before use.
 
     Validation is ``random_split``'s second part of the training rows for lengths [n - val_size, val_size]
@@ -48,8 +54,10 @@ def load(dest: str | os.PathLike, *, val_size: int = 10_000, split_seed: int = 0
     manifest = parse_manifest(manifest_bytes, fs.join(uri, MANIFEST))
     shards = manifest["shards"]
     columns = _read_shards(filesystem, root, uri, shards)
-    train, test = (_concat([columns[k] for k, shard in enumerate(shards) if shard["split"] == split], uri, split)
-                   for split in ("train", "test"))
+    train, test = (
+        _concat([columns[k] for k, shard in enumerate(shards) if shard["split"] == split], uri, split)
+        for split in ("train", "test")
+    )
 
     n = len(train.ids)
     if not 0 <= val_size <= n:
@@ -62,8 +70,12 @@ def load(dest: str | os.PathLike, *, val_size: int = 10_000, split_seed: int = 0
     val_rows = val_rows[stratified_subset(train.labels[val_rows], max_eval_images, subset_seed + 1)]
     test_rows = stratified_subset(test.labels, max_eval_images, subset_seed + 2)
     return Cifar10(
-        train=_split(train, train_rows), val=_split(train, val_rows), test=_split(test, test_rows),
-        classes=tuple(manifest["classes"]), manifest_sha256=sha256_hex(manifest_bytes), uri=uri,
+        train=_split(train, train_rows),
+        val=_split(train, val_rows),
+        test=_split(test, test_rows),
+        classes=tuple(manifest["classes"]),
+        manifest_sha256=sha256_hex(manifest_bytes),
+        uri=uri,
     )
 
 

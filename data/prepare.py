@@ -33,8 +33,13 @@ from data.shards import MANIFEST, parse_manifest, write_shards
 from data.sources import read_source
 
 
-def prepare(source: str | os.PathLike | None, out: str | os.PathLike, *, overwrite: bool = False,
-            cache_dir: str | os.PathLike | None = None) -> dict:
+def prepare(
+    source: str | os.PathLike | None,
+    out: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+) -> dict:
     """Write the shards of ``source`` (None: the official download) to ``out``; return the manifest."""
     out = os.fspath(out)
     filesystem, dest = fs.resolve(out)
@@ -82,8 +87,7 @@ def _existing_output(filesystem: pafs.FileSystem, dest: str, out: str, overwrite
     return existing, old
 
 
-def _publish(staged: Path, filesystem: pafs.FileSystem, dest: str, out: str, existing: set[str],
-             old: dict) -> None:
+def _publish(staged: Path, filesystem: pafs.FileSystem, dest: str, out: str, existing: set[str], old: dict) -> None:
     """Replace the old output in DEST by the staged files: old manifest out first, new manifest in last."""
     old_files = {shard["file"] for shard in old.get("shards", [])}
     new_files = sorted(p.name for p in staged.iterdir() if p.name != MANIFEST)
@@ -110,8 +114,11 @@ def _put(local_file: Path, filesystem: pafs.FileSystem, path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data.prepare", description=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m data.prepare",
+        description=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("source", nargs="?", help="archive or folder (see above); omit to download the official one")
     parser.add_argument("--out", required=True, help="shard folder or URI (s3://bucket/prefix)")
     parser.add_argument("--overwrite", action="store_true", help="replace the shards of an earlier prepare in DEST")
@@ -124,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     sizes = ", ".join(f"{rows} {split}" for split, rows in manifest["splits"].items())
-    print(f"{args.out}: {sizes} images from {manifest['source']['kind']} source {manifest['source']['name']} "
-          f"in {len(manifest['shards'])} shards ({time.perf_counter() - start:.1f} s)")
+    print(
+        f"{args.out}: {sizes} images from {manifest['source']['kind']} source {manifest['source']['name']} "
+        f"in {len(manifest['shards'])} shards ({time.perf_counter() - start:.1f} s)"
+    )
     return 0
 
 

@@ -27,7 +27,9 @@ class Records:
             duplicate = next(i for i, count in Counter(self.ids).items() if count > 1)
             raise DataError(f"{where}: duplicate id {duplicate} in the {split} split")
         if self.labels.shape != (n,) or self.pixels.shape != (n, PIXELS) or self.pixels.dtype != np.uint8:
-            raise DataError(f"{where}: {split} split has {n} ids but labels {self.labels.shape}, "
-                            f"pixels {self.pixels.shape} {self.pixels.dtype}")
+            raise DataError(
+                f"{where}: {split} split has {n} ids but labels {self.labels.shape}, "
+                f"pixels {self.pixels.shape} {self.pixels.dtype}"
+            )
         if self.labels.min() < 0 or self.labels.max() >= len(CLASSES):
             raise DataError(f"{where}: {split} label outside 0..9 ({self.labels.min()}..{self.labels.max()})")

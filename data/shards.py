@@ -24,12 +24,14 @@ FORMAT = "cifar-grid-shards"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SHARD_ROWS = 10_000
-SCHEMA = pa.schema([
-    ("id", pa.string()),
-    ("split", pa.string()),
-    ("label", pa.int8()),
-    ("pixels", pa.binary(PIXELS)),
-])
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("split", pa.string()),
+        ("label", pa.int8()),
+        ("pixels", pa.binary(PIXELS)),
+    ]
+)
 
 
 def sha256_hex(payload: bytes | memoryview | pa.Buffer) -> str:
@@ -69,8 +71,9 @@ def _parquet_bytes(split: str, ids: list[str], labels: np.ndarray, pixels: np.nd
     table = pa.Table.from_arrays(columns, schema=SCHEMA)
     # One row group; no statistics (min/max of pixel blobs is useless); dictionary only for the constant split.
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="none", use_dictionary=["split"], write_statistics=False,
-                   row_group_size=len(ids))
+    pq.write_table(
+        table, sink, compression="none", use_dictionary=["split"], write_statistics=False, row_group_size=len(ids)
+    )
     return sink.getvalue()
 
 
@@ -84,8 +87,9 @@ def parse_manifest(payload: bytes, where: str) -> dict:
     if manifest.get("format") != FORMAT or not isinstance(version, int):
         raise DataError(f"{where}: not a {FORMAT} manifest")
     if version > FORMAT_VERSION:
-        raise DataError(f"{where}: format version {version} is newer than this code reads ({FORMAT_VERSION}); "
-                        "update cifar-grid")
+        raise DataError(
+            f"{where}: format version {version} is newer than this code reads ({FORMAT_VERSION}); update cifar-grid"
+        )
     for shard in shards:
         name = shard.get("file", "") if isinstance(shard, dict) else ""
         # Names are joined to DEST and --overwrite deletes them: only plain names written by prepare pass.
@@ -114,8 +118,9 @@ def parse_shard(payload: pa.Buffer, shard: dict, where: str) -> ShardColumns:
     except (pa.ArrowException, OSError) as e:
         raise DataError(f"{where}: not a readable Parquet file ({e})") from None
     if not table.schema.remove_metadata().equals(SCHEMA):
-        raise DataError(f"{where}: columns {table.schema.to_string(show_schema_metadata=False)!r} "
-                        f"are not {SCHEMA.to_string()!r}")
+        raise DataError(
+            f"{where}: columns {table.schema.to_string(show_schema_metadata=False)!r} are not {SCHEMA.to_string()!r}"
+        )
     if table.num_rows != shard["rows"]:
         raise DataError(f"{where}: {table.num_rows} rows, the manifest says {shard['rows']}")
     if table.num_rows and not pc.all(pc.equal(table["split"], shard["split"])).as_py():

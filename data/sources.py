@@ -58,8 +58,10 @@ def read_source(path: str | os.PathLike) -> Source:
     tree = read_tree(path, dataset_files)
     kind = detect(tree.files)
     if kind is None:
-        raise DataError(f"{path}: not a CIFAR-10 source (expected official batches, a Kaggle folder with "
-                        "trainLabels.csv, or train/<class>/ image folders)")
+        raise DataError(
+            f"{path}: not a CIFAR-10 source (expected official batches, a Kaggle folder with "
+            "trainLabels.csv, or train/<class>/ image folders)"
+        )
     splits = LAYOUTS[kind].read(tree)
     for split, records in splits.items():
         records.check(str(path), split)

@@ -7,10 +7,16 @@ from models.activations import ActivationFactory
 
 def baseline(act: ActivationFactory) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(3, 6, 5), act(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), act(), nn.MaxPool2d(2),
+        nn.Conv2d(3, 6, 5),
+        act(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        act(),
+        nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), act(),
-        nn.Linear(120, 84), act(),
+        nn.Linear(16 * 5 * 5, 120),
+        act(),
+        nn.Linear(120, 84),
+        act(),
         nn.Linear(84, 10),
-    )  # fmt: skip
+    )

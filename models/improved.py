@@ -11,9 +11,14 @@ def _conv_block(c_in: int, c_out: int, act: ActivationFactory) -> list[nn.Module
 
 def improved(act: ActivationFactory) -> nn.Module:
     return nn.Sequential(
-        *_conv_block(3, 32, act), *_conv_block(32, 64, act), *_conv_block(64, 128, act),
+        *_conv_block(3, 32, act),
+        *_conv_block(32, 64, act),
+        *_conv_block(64, 128, act),
         nn.Flatten(),
-        nn.Linear(128 * 4 * 4, 512), act(), nn.Dropout(0.5),
-        nn.Linear(512, 256), act(),
+        nn.Linear(128 * 4 * 4, 512),
+        act(),
+        nn.Dropout(0.5),
+        nn.Linear(512, 256),
+        act(),
         nn.Linear(256, 10),
-    )  # fmt: skip
+    )

@@ -54,5 +54,6 @@ def faults() -> FaultLedger:
 
 def pytest_terminal_summary(terminalreporter) -> None:
     if _LEDGER.injected:
-        terminalreporter.write_line(f"faults: injected {_LEDGER.injected}, survived {_LEDGER.survived}, "
-                                    f"results lost {_LEDGER.lost}")  # fmt: skip
+        terminalreporter.write_line(
+            f"faults: injected {_LEDGER.injected}, survived {_LEDGER.survived}, results lost {_LEDGER.lost}"
+        )

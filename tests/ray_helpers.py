@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 import data
-from grid.config import TrainConfig
-from grid.training import Training
+from grid.train.config import TrainConfig
+from grid.train.training import Training
 
 TIMINGS = ("epoch_seconds", "eval_seconds", "images_per_second", "finished_at")
 
@@ -23,8 +23,13 @@ def reference_history(cfg: TrainConfig, shards: str) -> list[dict]:
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads or threads)
     try:
-        cifar = data.load(shards, val_size=cfg.val_size, split_seed=cfg.split_seed,
-                          max_train_images=cfg.max_train_images, max_eval_images=cfg.max_eval_images)  # fmt: skip
+        cifar = data.load(
+            shards,
+            val_size=cfg.val_size,
+            split_seed=cfg.split_seed,
+            max_train_images=cfg.max_train_images,
+            max_eval_images=cfg.max_eval_images,
+        )
         training = Training(cfg, cifar, "cpu")
         for _ in range(cfg.epochs):
             training.run_epoch()

@@ -37,12 +37,17 @@ def test_s3_endpoint_and_region_come_from_the_environment(monkeypatch):
     assert options == ("minio.example:9443", "https", "us-west-2")
 
 
-@pytest.mark.parametrize("error, expected", [
-    (FileNotFoundError("Path does not exist 'b/k'"), "not found"),
-    (OSError("When reading 'k': AWS Error ACCESS_DENIED during HeadObject operation: No response body."),
-     "access denied; check the AWS credentials and endpoint (When reading 'k': AWS Error ACCESS_DENIED"),
-    (OSError("line one\nline two"), "line one line two"),
-])
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (FileNotFoundError("Path does not exist 'b/k'"), "not found"),
+        (
+            OSError("When reading 'k': AWS Error ACCESS_DENIED during HeadObject operation: No response body."),
+            "access denied; check the AWS credentials and endpoint (When reading 'k': AWS Error ACCESS_DENIED",
+        ),
+        (OSError("line one\nline two"), "line one line two"),
+    ],
+)
 def test_describe_gives_one_plain_line(error, expected):
     assert fs.describe(error).startswith(expected) and "\n" not in fs.describe(error)
 

@@ -20,10 +20,10 @@ import pytest
 import torch
 
 import data
-from grid import report
 from grid.cli import main
-from grid.config import TrainConfig
-from grid.training import Training
+from grid.report import html as report
+from grid.train.config import TrainConfig
+from grid.train.training import Training
 from tests.fixtures_data import add_tar_member, synthetic, write_official
 
 TINY = ["--archs", "baseline", "--epochs", "1", "2", "--val-size", "100", "--wandb", "disabled"]
@@ -62,8 +62,15 @@ def test_a_corrupt_shard_fails_its_trainings_with_the_shard_named(grid_shards, t
 
 
 def test_invalid_grids_are_refused_before_ray_starts(grid_shards, tmp_path, capsys, faults):
-    cases = [["--archs", "vgg"], ["--activations", "tanh"], ["--recipe", "adam"], ["--epochs", "-1"],
-             ["--seeds", ","], ["--gpus-per-trial", "2"], ["--workers", str((os.cpu_count() or 1) + 1)]]  # fmt: skip
+    cases = [
+        ["--archs", "vgg"],
+        ["--activations", "tanh"],
+        ["--recipe", "adam"],
+        ["--epochs", "-1"],
+        ["--seeds", ","],
+        ["--gpus-per-trial", "2"],
+        ["--workers", str((os.cpu_count() or 1) + 1)],
+    ]
     for args in cases:
         out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
         assert main([*TINY, "--data", grid_shards, "--out", str(out), *args]) == 2, args
@@ -91,12 +98,15 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path, faults):
     faults.record(survived=True)
 
 
-@pytest.mark.parametrize("name, kind, linkname", [
-    ("/tmp/evil.png", tarfile.REGTYPE, ""),
-    ("cifar/../../evil.png", tarfile.REGTYPE, ""),
-    ("cifar/train/cat/link.png", tarfile.SYMTYPE, "/etc/passwd"),
-    ("cifar/train/cat/hard.png", tarfile.LNKTYPE, "/etc/passwd"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, kind, linkname",
+    [
+        ("/tmp/evil.png", tarfile.REGTYPE, ""),
+        ("cifar/../../evil.png", tarfile.REGTYPE, ""),
+        ("cifar/train/cat/link.png", tarfile.SYMTYPE, "/etc/passwd"),
+        ("cifar/train/cat/hard.png", tarfile.LNKTYPE, "/etc/passwd"),
+    ],
+)
 def test_a_hostile_tar_is_refused_and_writes_nothing_outside(tmp_path, name, kind, linkname, faults):
     archive = add_tar_member(tmp_path / "evil.tar", name, kind=kind, linkname=linkname)
     out = tmp_path / "inside" / "out"
@@ -109,10 +119,24 @@ def test_a_hostile_tar_is_refused_and_writes_nothing_outside(tmp_path, name, kin
 
 def test_html_in_a_grid_name_is_escaped_in_the_report(tmp_path, faults):
     name = '<img src=x onerror="alert(1)">'
-    rows = [{"arch": "baseline", "activation": "relu", "recipe": "paper", "seed": 0, "epochs": 1,
-             "test_acc": 0.5, "test_acc_as_published": 0.49, "val_acc": 0.5, "train_loss": 1.0, "val_loss": 1.1,
-             "training_id": "<script>x()</script>", "status": "failed", "seconds": 1.0,
-             "error": "<b>boom</b>"}]  # fmt: skip
+    rows = [
+        {
+            "arch": "baseline",
+            "activation": "relu",
+            "recipe": "paper",
+            "seed": 0,
+            "epochs": 1,
+            "test_acc": 0.5,
+            "test_acc_as_published": 0.49,
+            "val_acc": 0.5,
+            "train_loss": 1.0,
+            "val_loss": 1.1,
+            "training_id": "<script>x()</script>",
+            "status": "failed",
+            "seconds": 1.0,
+            "error": "<b>boom</b>",
+        }
+    ]
     html = report.render_html(tmp_path, pd.DataFrame(rows), {"name": name}, [])
     assert "<img src=x" not in html and "<script>x()" not in html and "<b>boom" not in html
     assert "&lt;img src=x" in html
@@ -135,9 +159,11 @@ def test_killing_a_results_write_never_leaves_a_truncated_file(tmp_path, faults)
     old = pd.DataFrame({"x": range(10)})
     old.to_parquet(target)
     before = target.read_bytes()
-    script = (f"import pandas as pd, numpy as np\nfrom grid import atomic\n"
-              f"df = pd.DataFrame({{'x': np.random.rand(40_000_000)}})\n"
-              f"atomic.write_parquet({str(target)!r}, df)\n")  # fmt: skip
+    script = (
+        f"import pandas as pd, numpy as np\nfrom grid import atomic\n"
+        f"df = pd.DataFrame({{'x': np.random.rand(40_000_000)}})\n"
+        f"atomic.write_parquet({str(target)!r}, df)\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parent.parent)
     # Kill it while it writes: wait until its temp file exists.
     for _ in range(600):

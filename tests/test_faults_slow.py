@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from grid.cli import build_spec, main, parser
-from grid.plan import plan
+from grid.experiment.plan import plan
 from tests.ray_helpers import (
     checkpoint_status,
     kill_session,
@@ -39,8 +39,9 @@ def _check_against_reference(out: Path, args: list[str], shards: str) -> int:
         stored = checkpoint_status(out / "storage", planned.training_id)
         assert stored["status"] == "ok"
         history = pd.read_parquet(out / "history.parquet").query("training_id == @planned.training_id")
-        got = without_timings(history.drop(columns=["training_id", "arch", "activation", "recipe", "seed"])
-                              .to_dict("records"))  # fmt: skip
+        got = without_timings(
+            history.drop(columns=["training_id", "arch", "activation", "recipe", "seed"]).to_dict("records")
+        )
         assert got == without_timings(reference_history(planned.config, shards)), planned.training_id
     return len(plan(spec))
 
@@ -56,8 +57,11 @@ def test_a_worker_killed_mid_epoch_restarts_from_its_checkpoint(slow_shards, tmp
     training_id = plan(build_spec(parser().parse_args(args), out.name))[0].training_id
     # A checkpoint counts once the Train controller has taken its report, and a worker reports the next one
     # only after that: when epoch 2's files land, epoch 1's checkpoint is registered.
-    wait_for(lambda: (checkpoint_status(out / "storage", training_id) or {}).get("epoch", 0) >= 2, 600,
-             "the second checkpoint")  # fmt: skip
+    wait_for(
+        lambda: (checkpoint_status(out / "storage", training_id) or {}).get("epoch", 0) >= 2,
+        600,
+        "the second checkpoint",
+    )
     workers = [pid for pid in processes(is_worker) if pid not in others]
     assert len(workers) == 1, workers
     os.kill(workers[0], signal.SIGKILL)  # mid-epoch 3
@@ -72,18 +76,24 @@ def test_a_worker_killed_mid_epoch_restarts_from_its_checkpoint(slow_shards, tmp
 def test_run_grid_killed_mid_grid_resumes_without_recomputing(slow_shards, tmp_path, faults):
     out = tmp_path / "killgrid"
     # 2 CPUs per worker: one training at a time, so one is finished and one half done when the grid dies.
-    args = [*GRID, "--activations", "relu", "swish", "--cpus-per-worker", "2", "--data", slow_shards,
-            "--out", str(out)]  # fmt: skip
+    args = [*GRID, "--activations", "relu", "swish", "--cpus-per-worker", "2", "--data", slow_shards, "--out", str(out)]
     first, second = (p.training_id for p in plan(build_spec(parser().parse_args(args), out.name)))
-    proc = subprocess.Popen([sys.executable, "run_grid.py", *args], cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "run_grid.py", *args],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
+
         def midway() -> bool:
             a, b = checkpoint_status(out / "storage", first), checkpoint_status(out / "storage", second)
             done, started = (a, b) if a and a["status"] == "ok" else (b, a)
             # epoch >= 2: the first checkpoint of the started one is registered (see the test above).
-            return bool(done and done["status"] == "ok" and started and started["status"] == "running"
-                        and started["epoch"] >= 2)  # fmt: skip
+            return bool(
+                done and done["status"] == "ok" and started and started["status"] == "running" and started["epoch"] >= 2
+            )
 
         wait_for(midway, 600, "one finished and one half-done training", every=0.02)
         proc.kill()

@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from grid import checkpoint as checkpoint_state
 from grid.cli import main
-from grid.config import TrainConfig
-from grid.wandb_history import read_history
-from grid.wandb_log import run_id
+from grid.experiment.wandb_run import run_id
+from grid.train import checkpoint as checkpoint_state
+from grid.train.config import TrainConfig
 from tests.ray_helpers import reference_history, without_timings
+from tests.wandb_files import read_history
 
 GRID = ["--archs", "baseline", "--activations", "relu", "swish", "--epochs", "1", "2", "--val-size", "100"]
 
@@ -36,9 +36,19 @@ def smoke_run(grid_shards, tmp_path_factory) -> tuple[int, Path]:
 def test_grid_writes_every_output(smoke_run):
     code, out = smoke_run
     assert code == 0
-    for name in ("grid.json", "results.parquet", "results.csv", "history.parquet", "report.html",
-                 "tables/table_3_1.md", "tables/table_3_1.csv", "tables/table_3_2.md", "tables/full_grid.md",
-                 "plots/accuracy.png", "plots/losses.png"):  # fmt: skip
+    for name in (
+        "grid.json",
+        "results.parquet",
+        "results.csv",
+        "history.parquet",
+        "report.html",
+        "tables/table_3_1.md",
+        "tables/table_3_1.csv",
+        "tables/table_3_2.md",
+        "tables/full_grid.md",
+        "plots/accuracy.png",
+        "plots/losses.png",
+    ):
         assert (out / name).is_file(), name
     for training in ("baseline-relu-paper-s0-val100", "baseline-swish-paper-s0-val100"):
         submission = pd.read_csv(out / "trainings" / training / "submission.csv")
@@ -103,8 +113,20 @@ def test_ddp_training_through_ray_matches_one_process(grid_shards, tmp_path):
     Its metrics equal the same training in one process up to float rounding (the DDP unit test's bound)."""
     out = tmp_path / "ddp"
     # 160 training images: whole batches of 32, so DDP drops no last partial batch and the step counts agree.
-    args = ["--archs", "baseline", "--activations", "relu", "--epochs", "2", "--val-size", "100", "--workers", "2",
-            "--max-train-images", "160"]  # fmt: skip
+    args = [
+        "--archs",
+        "baseline",
+        "--activations",
+        "relu",
+        "--epochs",
+        "2",
+        "--val-size",
+        "100",
+        "--workers",
+        "2",
+        "--max-train-images",
+        "160",
+    ]
     assert main([*args, "--data", grid_shards, "--out", str(out), "--wandb", "disabled"]) == 0
     (training_id,) = pd.read_parquet(out / "results.parquet")["training_id"].unique()
     checkpoint = max((out / "storage").glob(f"ddp.{training_id}/epoch_*"))

@@ -1,14 +1,14 @@
-"""grid.mps: the MPS daemon's life around a grid. No GPU here, so `nvidia-cuda-mps-control` is a stand-in script
-on PATH that records how it was called (the real one only starts a daemon and takes `quit` on stdin)."""
+"""grid.experiment.mps: the MPS daemon's life around a grid. No GPU here, so `nvidia-cuda-mps-control` is a
+stand-in script on PATH that records how it was called (the real one only starts a daemon and takes `quit` on stdin)."""
 
 import os
 import stat
 
 import pytest
 
-from grid import mps
 from grid.cli import main
-from grid.spec import GridError
+from grid.experiment import mps
+from grid.experiment.spec import GridError
 
 FAKE = """#!/bin/sh
 echo "args=$* pipe=$CUDA_MPS_PIPE_DIRECTORY log=$CUDA_MPS_LOG_DIRECTORY stdin=$(cat -)" >> "{log}"

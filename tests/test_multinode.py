@@ -11,8 +11,8 @@ import pytest
 
 from data import fs as data_fs
 from grid.cli import build_spec, main, parser
-from grid.plan import plan
-from grid.results import read_outcome
+from grid.experiment.plan import plan
+from grid.experiment.results import read_outcome
 from tests.ray_helpers import reference_history, wait_for, without_timings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -28,9 +28,32 @@ def test_grid_spreads_over_nodes_and_survives_losing_one(s3_bucket, slow_shards,
     workers = [cluster.add_node(num_cpus=1) for _ in range(3)]
     cluster.wait_for_nodes()
     out = tmp_path / "multinode"
-    args = ["--archs", "improved", "--activations", "relu", "leaky_relu", "swish", "--epochs", "1", "2", "3", "4",
-            "5", "--val-size", "300", "--wandb", "disabled", "--address", cluster.address,
-            "--data", s3_bucket.uri("shards"), "--storage", s3_bucket.uri("runs"), "--out", str(out)]  # fmt: skip
+    args = [
+        "--archs",
+        "improved",
+        "--activations",
+        "relu",
+        "leaky_relu",
+        "swish",
+        "--epochs",
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "--val-size",
+        "300",
+        "--wandb",
+        "disabled",
+        "--address",
+        cluster.address,
+        "--data",
+        s3_bucket.uri("shards"),
+        "--storage",
+        s3_bucket.uri("runs"),
+        "--out",
+        str(out),
+    ]
     plans = plan(build_spec(parser().parse_args(args), out.name))
     _, runs_path = data_fs.resolve(s3_bucket.uri("runs"))
 
@@ -41,6 +64,7 @@ def test_grid_spreads_over_nodes_and_survives_losing_one(s3_bucket, slow_shards,
     grid = threading.Thread(target=lambda: result.setdefault("code", main(args)))
     grid.start()
     try:
+
         def victim():
             for p in plans:
                 o = outcome(p.training_id)
@@ -67,8 +91,11 @@ def test_grid_spreads_over_nodes_and_survives_losing_one(s3_bucket, slow_shards,
     moved = outcomes[lost.training_id].runs
     assert len(moved) == 2 and moved[0]["node_id"] == node_id != moved[1]["node_id"] and moved[1]["from_epoch"] >= 1
     assert without_timings(outcomes[lost.training_id].history) == without_timings(
-        reference_history(lost.config, slow_shards))
-    print(f"multi-node: {len(workers)} worker nodes, trainings ran on {len(nodes)} nodes, "
-          f"1 training resumed on another node from epoch {moved[1]['from_epoch']}, "
-          f"{len(results)}/{len(results)} cells complete")
+        reference_history(lost.config, slow_shards)
+    )
+    print(
+        f"multi-node: {len(workers)} worker nodes, trainings ran on {len(nodes)} nodes, "
+        f"1 training resumed on another node from epoch {moved[1]['from_epoch']}, "
+        f"{len(results)}/{len(results)} cells complete"
+    )
     faults.record(survived=True)

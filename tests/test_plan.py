@@ -3,8 +3,8 @@
 import pytest
 
 from grid.cli import main
-from grid.plan import plan
-from grid.spec import GridError, GridSpec
+from grid.experiment.plan import plan
+from grid.experiment.spec import GridError, GridSpec
 
 
 def test_paper_grid_is_90_cells_from_9_trainings_of_100_epochs():
@@ -74,10 +74,11 @@ def test_spec_round_trips_through_json_types():
 def test_costliest_trainings_start_first():
     """resnet18 (74 MFLOPs/image) before improved (23) before baseline (1.3); a resumed training counts only the
     epochs it has left."""
-    from grid.run import costliest_first
+    from grid.experiment.run import costliest_first
 
-    trainings = plan(GridSpec(name="t", archs=("baseline", "improved", "resnet18"), activations=("relu",),
-                              epochs=(10, 20)))  # fmt: skip
+    trainings = plan(
+        GridSpec(name="t", archs=("baseline", "improved", "resnet18"), activations=("relu",), epochs=(10, 20))
+    )
     ids = [p.training_id for p in costliest_first(trainings, {})]
     assert [i.split("-")[0] for i in ids] == ["resnet18", "improved", "baseline"]
     improved = next(i for i in ids if i.startswith("improved"))

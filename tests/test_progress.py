@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from grid.progress import Progress
+from grid.experiment.progress import Progress
 
 
 def trial(name: str) -> SimpleNamespace:
@@ -20,8 +20,9 @@ def test_status_counts_resumed_epochs_and_estimates_from_this_sessions_pace(caps
     progress.on_trial_result(0, [], trial("b"), {"epoch": 10, "test_acc": 0.4, "status": "running"})
     # 20 epochs in this session's 4 minutes: the 170 left take 34 minutes (the 10 resumed ones cost nothing).
     line = progress.status_line(progress.start + 240)
-    assert line == ("status: 0 done, 1 running, 1 pending; epochs reported 30/200; best test_acc 0.5000 (a@20); "
-                    "ETA 34.0 min")  # fmt: skip
+    assert line == (
+        "status: 0 done, 1 running, 1 pending; epochs reported 30/200; best test_acc 0.5000 (a@20); ETA 34.0 min"
+    )
     printed = capsys.readouterr().out
     assert "a: running" in printed and "a: epoch 20/100 test_acc 0.5000" in printed
 

@@ -13,7 +13,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from grid import atomic, plots, report
+from grid import atomic
+from grid.report import __main__ as report_cli
+from grid.report import html as report
+from grid.report import plots
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = "<script>alert(1)</script>"
@@ -242,7 +245,7 @@ def test_cli_unreadable_inputs_exit_2(tmp_path, capsys, damage):
         pd.read_parquet(run / "results.parquet").drop(columns="status").to_parquet(run / "results.parquet")
     else:
         (run / "grid.json").write_text("{not json")
-    assert report.main([str(run)]) == 2
+    assert report_cli.main([str(run)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert ("grid.json" if damage == "grid_json" else "results.parquet") in err
@@ -252,15 +255,15 @@ def test_cli_unreadable_inputs_exit_2(tmp_path, capsys, damage):
 def test_cli_wandb_calls_publish(tmp_path, capsys, monkeypatch):
     run = make_run(tmp_path / "run")
     calls = []
-    fake = types.ModuleType("grid.wandb_report")
+    fake = types.ModuleType("grid.report.wandb_report")
     fake.publish = lambda run_dir, project, entity: calls.append((run_dir, project, entity)) or "https://wandb/x"
-    monkeypatch.setitem(sys.modules, "grid.wandb_report", fake)
-    assert report.main([str(run), "--wandb", "--wandb-project", "p", "--wandb-entity", "e"]) == 0
+    monkeypatch.setitem(sys.modules, "grid.report.wandb_report", fake)
+    assert report_cli.main([str(run), "--wandb", "--wandb-project", "p", "--wandb-entity", "e"]) == 0
     assert calls == [(run, "p", "e")]
     assert capsys.readouterr().out.rstrip().endswith("https://wandb/x")
     calls.clear()
-    assert report.main([str(run)]) == 0
+    assert report_cli.main([str(run)]) == 0
     assert calls == []  # no --wandb, no publishing
     with pytest.raises(SystemExit) as e:
-        report.main([str(run), "--wandb-project", "p"])
+        report_cli.main([str(run), "--wandb-project", "p"])
     assert e.value.code == 2

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from grid import published, tables
+from grid.report import published, tables
 
 
 def cell(arch, act, epochs, ours, ev, *, seed=0, status="ok", recipe="paper", tid=None, error=""):

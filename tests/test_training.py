@@ -17,17 +17,29 @@ from torch import nn
 
 import data
 import models
-from grid import train as cli
-from grid.config import TrainConfig
-from grid.cuda_graph import GraphedStep
-from grid.device_data import random_crop_flip
-from grid.evaluate import EVAL_BATCH, PublishedPass, eval_batch_size, largest_activation_bytes
-from grid.recipes import CIFAR_MEAN, CIFAR_STD, RECIPES
-from grid.training import METRIC_KEYS, Diverged, Training
+from grid.train import __main__ as cli
+from grid.train.config import TrainConfig
+from grid.train.cuda_graph import GraphedStep
+from grid.train.device_data import random_crop_flip
+from grid.train.evaluate import EVAL_BATCH, PublishedPass, eval_batch_size, largest_activation_bytes
+from grid.train.recipes import CIFAR_MEAN, CIFAR_STD, RECIPES
+from grid.train.training import METRIC_KEYS, Diverged, Training
 
 TIMINGS = ("epoch_seconds", "eval_seconds", "images_per_second", "finished_at")
-DESIGN_KEYS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_acc", "test_acc_as_published",
-               "lr", "epoch_seconds", "eval_seconds", "images_per_second", "finished_at"}  # fmt: skip
+DESIGN_KEYS = {
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "test_acc",
+    "test_acc_as_published",
+    "lr",
+    "epoch_seconds",
+    "eval_seconds",
+    "images_per_second",
+    "finished_at",
+}
 
 
 def synthetic_split(n: int, seed: int, prefix: str) -> data.Split:
@@ -40,9 +52,14 @@ def synthetic_split(n: int, seed: int, prefix: str) -> data.Split:
 
 
 def synthetic_cifar(n_train: int, n_val: int, n_test: int) -> data.Cifar10:
-    return data.Cifar10(train=synthetic_split(n_train, 1, "t"), val=synthetic_split(n_val, 2, "v"),
-                        test=synthetic_split(n_test, 3, ""), classes=data.CLASSES, manifest_sha256="0" * 64,
-                        uri="synthetic")  # fmt: skip
+    return data.Cifar10(
+        train=synthetic_split(n_train, 1, "t"),
+        val=synthetic_split(n_val, 2, "v"),
+        test=synthetic_split(n_test, 3, ""),
+        classes=data.CLASSES,
+        manifest_sha256="0" * 64,
+        uri="synthetic",
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -161,8 +178,9 @@ def test_one_host_sync_per_phase_whatever_the_steps(cifar, monkeypatch) -> None:
     calls = {"tolist": 0, "item": 0}
     for name in calls:
         original = getattr(torch.Tensor, name)
-        monkeypatch.setattr(torch.Tensor, name, lambda self, _o=original, _n=name: calls.__setitem__(
-            _n, calls[_n] + 1) or _o(self))  # fmt: skip
+        monkeypatch.setattr(
+            torch.Tensor, name, lambda self, _o=original, _n=name: calls.__setitem__(_n, calls[_n] + 1) or _o(self)
+        )
     run(config(), cifar, epochs=1)  # 8 steps
     assert calls == {"tolist": 2, "item": 0}
 
@@ -248,8 +266,9 @@ def test_published_eval_reused_when_modes_agree(cifar, arch, has_pass) -> None:
         metrics = training.run_epoch()
         assert metrics["test_acc_as_published"] == metrics["test_acc"]
         training.model.train()
-        separate = PublishedPass(training.model, training._forward, training.test_set,
-                                 training.published_batches)(seed=0).item()  # fmt: skip
+        separate = PublishedPass(training.model, training._forward, training.test_set, training.published_batches)(
+            seed=0
+        ).item()
         assert separate / len(training.test_set) == metrics["test_acc"]
 
 
@@ -312,8 +331,19 @@ def test_config_round_trips_and_rejects_bad_values() -> None:
 
 def test_cli_bad_input_is_one_line_and_exit_2() -> None:
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    cmd = [sys.executable, "-m", "grid.train", "--arch", "vgg", "--activation", "relu", "--epochs", "1",
-           "--data", "nowhere"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "grid.train",
+        "--arch",
+        "vgg",
+        "--activation",
+        "relu",
+        "--epochs",
+        "1",
+        "--data",
+        "nowhere",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ")
@@ -329,8 +359,21 @@ def test_cli_missing_data_is_one_line_and_exit_2(capsys, tmp_path) -> None:
 
 def test_cli_trains_checkpoints_and_resumes(cifar, tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setattr(data, "load", lambda *a, **k: cifar)
-    args = ["--arch", "baseline", "--activation", "relu", "--data", "x", "--device", "cpu", "--out",
-            str(tmp_path), "--checkpoint-every", "1", "--resume"]  # fmt: skip
+    args = [
+        "--arch",
+        "baseline",
+        "--activation",
+        "relu",
+        "--data",
+        "x",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path),
+        "--checkpoint-every",
+        "1",
+        "--resume",
+    ]
     assert cli.main([*args, "--epochs", "1"]) == 0
     assert cli.main([*args, "--epochs", "2"]) == 0
     out = capsys.readouterr().out
@@ -352,8 +395,10 @@ def _ddp_worker(rank: int, world_size: int, init_file: str, out: str) -> None:
     assert isinstance(training.net, torch.nn.parallel.DistributedDataParallel)
     for _ in range(2):
         training.run_epoch()
-    torch.save({"history": without_timings(training.history), "weights": training.model.state_dict()},
-               os.path.join(out, f"rank{rank}.pt"))  # fmt: skip
+    torch.save(
+        {"history": without_timings(training.history), "weights": training.model.state_dict()},
+        os.path.join(out, f"rank{rank}.pt"),
+    )
     dist.destroy_process_group()
 
 
@@ -364,8 +409,9 @@ def test_ddp_two_cpu_processes_match_one(tmp_path) -> None:
 
     # fork: the children inherit the imports (spawn re-imports torch & co., 10 s per child on a busy CPU);
     # they run single-threaded, so no OpenMP pool crosses the fork.
-    mp.start_processes(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True,
-                       start_method="fork")  # fmt: skip
+    mp.start_processes(
+        _ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True, start_method="fork"
+    )
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert ranks[0]["history"] == ranks[1]["history"]
     assert all(torch.equal(v, ranks[1]["weights"][k]) for k, v in ranks[0]["weights"].items())

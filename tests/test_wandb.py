@@ -21,8 +21,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from grid import wandb_history, wandb_report
-from grid.wandb_log import WandbRun, WandbSettings, _epochs_in_resumed_run, resolved_mode, run_id, sync_command
+from grid.experiment.wandb_run import WandbRun, _epochs_in_resumed_run, run_id
+from grid.report import wandb_report
+from grid.wandb_settings import WandbSettings, resolved_mode, sync_command
+from tests import wandb_files as wandb_history
 
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # 40 characters, like a real key
 GRID = "grid-test"
@@ -34,14 +36,27 @@ BOUND = INIT_TIMEOUT + 6.0  # + starting wandb's service on a slow 2-core machin
 
 @pytest.fixture(autouse=True)
 def wandb_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    for var in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE", "WANDB_BASE_URL",
-                "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_RUN_ID", "WANDB_RESUME"):
+    for var in (
+        "WANDB_API_KEY",
+        "WANDB_IDENTITY_TOKEN_FILE",
+        "WANDB_MODE",
+        "WANDB_BASE_URL",
+        "WANDB_ENTITY",
+        "WANDB_PROJECT",
+        "WANDB_RUN_ID",
+        "WANDB_RESUME",
+    ):
         monkeypatch.delenv(var, raising=False)
     home = tmp_path / "home"
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-default"))
-    for var, sub in (("WANDB_CONFIG_DIR", "config"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data"),
-                     ("XDG_CACHE_HOME", "xdg-cache"), ("NETRC", "netrc")):
+    for var, sub in (
+        ("WANDB_CONFIG_DIR", "config"),
+        ("WANDB_CACHE_DIR", "cache"),
+        ("WANDB_DATA_DIR", "data"),
+        ("XDG_CACHE_HOME", "xdg-cache"),
+        ("NETRC", "netrc"),
+    ):
         monkeypatch.setenv(var, str(home / sub))
     yield tmp_path
     if "wandb" in sys.modules:  # a fresh wandb service per test: its settings come from the environment
@@ -53,19 +68,36 @@ def settings(tmp_path: Path, mode: str = "offline", **kw) -> WandbSettings:
 
 
 def epoch_metrics(epoch: int, shift: float = 0.0) -> dict:
-    """A per-epoch dict as grid.training produces it: floats that do not print short, ints, a NaN."""
-    return {"epoch": epoch, "train_loss": 2.3 / epoch + shift, "train_acc": 0.1 * epoch + shift,
-            "val_loss": 2.0 / 3.0 + epoch + shift, "val_acc": 1.0 / 3.0 + 0.01 * epoch + shift,
-            "test_acc": 0.5 + epoch / 1000 + shift, "test_acc_as_published": 0.49 + epoch / 997 + shift,
-            "lr": 0.001, "epoch_seconds": 1.2345678901234567 * epoch, "eval_seconds": math.nan,
-            "images_per_second": 40_000 + epoch}
+    """A per-epoch dict as grid.train.training produces it: floats that do not print short, ints, a NaN."""
+    return {
+        "epoch": epoch,
+        "train_loss": 2.3 / epoch + shift,
+        "train_acc": 0.1 * epoch + shift,
+        "val_loss": 2.0 / 3.0 + epoch + shift,
+        "val_acc": 1.0 / 3.0 + 0.01 * epoch + shift,
+        "test_acc": 0.5 + epoch / 1000 + shift,
+        "test_acc_as_published": 0.49 + epoch / 997 + shift,
+        "lr": 0.001,
+        "epoch_seconds": 1.2345678901234567 * epoch,
+        "eval_seconds": math.nan,
+        "images_per_second": 40_000 + epoch,
+    }
 
 
-def start(tmp_path: Path, s: WandbSettings | None = None, history=(), config: dict | None = None) -> WandbRun:
-    return WandbRun.start(s or settings(tmp_path), training_id=TID, name="baseline-relu-paper-0", group=GRID,
-                          config=config or {"arch": "baseline", "activation": "relu", "grid": GRID},
-                          tags=["paper", "baseline"], run_dir=tmp_path / "runs" / GRID / "trainings" / TID,
-                          history=history)
+def start(
+    tmp_path: Path, s: WandbSettings | None = None, history=(), config: dict | None = None, logged_epoch: int = 0
+) -> WandbRun:
+    return WandbRun.start(
+        s or settings(tmp_path),
+        training_id=TID,
+        name="baseline-relu-paper-0",
+        group=GRID,
+        config=config or {"arch": "baseline", "activation": "relu", "grid": GRID},
+        tags=["paper", "baseline"],
+        run_dir=tmp_path / "runs" / GRID / "trainings" / TID,
+        history=history,
+        logged_epoch=logged_epoch,
+    )
 
 
 def artifacts(tmp_path: Path) -> list[Path]:
@@ -85,8 +117,11 @@ def wandb_files(tmp_path: Path) -> list[Path]:
 
 
 def records(path: Path, kind: str) -> list:
-    return [getattr(r, kind) for r in wandb_history.read_records(path / f"run-{RID}.wandb")
-            if r.WhichOneof("record_type") == kind]
+    return [
+        getattr(r, kind)
+        for r in wandb_history.read_records(path / f"run-{RID}.wandb")
+        if r.WhichOneof("record_type") == kind
+    ]
 
 
 def history_steps(folder: Path) -> list[tuple[int, int]]:
@@ -99,7 +134,9 @@ def history_steps(folder: Path) -> list[tuple[int, int]]:
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "grid.wandb_log" and r.levelno >= logging.WARNING]
+    return [
+        r.getMessage() for r in caplog.records if r.name == "grid.experiment.wandb_run" and r.levelno >= logging.WARNING
+    ]
 
 
 # --- mode, ids, sync command ----------------------------------------------------------------------------
@@ -152,8 +189,14 @@ def test_run_id_is_stable_and_valid() -> None:
 
 def test_offline_run_reads_back_exactly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     logged = [epoch_metrics(e) for e in range(1, 6)]
-    config = {"arch": "baseline", "activation": "relu", "epochs": 5, "grid": GRID, "code_version": "abc123",
-              "data_manifest_sha256": "f" * 64}
+    config = {
+        "arch": "baseline",
+        "activation": "relu",
+        "epochs": 5,
+        "grid": GRID,
+        "code_version": "abc123",
+        "data_manifest_sha256": "f" * 64,
+    }
     run = start(tmp_path, config=config)
     assert run.active
     for m in logged:
@@ -170,7 +213,11 @@ def test_offline_run_reads_back_exactly(tmp_path: Path, caplog: pytest.LogCaptur
     assert history_steps(folder) == [(e, e) for e in range(1, 6)]  # W&B step = epoch
     (rec,) = records(folder, "run")
     assert (rec.project, rec.run_group, rec.display_name, list(rec.tags)) == (
-        "cifar-grid", GRID, "baseline-relu-paper-0", ["paper", "baseline"])
+        "cifar-grid",
+        GRID,
+        "baseline-relu-paper-0",
+        ["paper", "baseline"],
+    )
     cfg = {u.key: json.loads(u.value_json) for u in rec.config.update if u.key != "_wandb"}
     assert cfg == {"training_id": TID, **config}
     metrics = {(m.name, m.glob_name, m.step_metric) for m in records(folder, "metric")}
@@ -194,8 +241,11 @@ def test_reader_agrees_with_wandb_leet_inspect(tmp_path: Path) -> None:
     done = subprocess.run(cli, capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
         pytest.skip(f"no usable `wandb leet inspect --json` here: {done.stderr.strip()[:200]}")
-    theirs = [{k: float(v) if v == "NaN" else v for k, v in r["history"]["item"].items() if k[0] != "_"}
-              for r in map(json.loads, done.stdout.splitlines()) if r.get("type") == "history"]
+    theirs = [
+        {k: float(v) if v == "NaN" else v for k, v in r["history"]["item"].items() if k[0] != "_"}
+        for r in map(json.loads, done.stdout.splitlines())
+        if r.get("type") == "history"
+    ]
     ours = wandb_history.read_file(folder / f"run-{RID}.wandb")[1]
     pd.testing.assert_frame_equal(pd.DataFrame(ours), pd.DataFrame(theirs), check_exact=True, check_like=True)
     pd.testing.assert_frame_equal(pd.DataFrame(ours), pd.DataFrame(logged), check_exact=True, check_like=True)
@@ -214,7 +264,7 @@ def test_torn_or_corrupt_file_reads_its_intact_prefix(tmp_path: Path, caplog: py
     for cut in range(7, len(data), 53):  # a writer that died anywhere
         path.write_bytes(data[:cut])
         rows = wandb_history.read_file(path)[1]
-        assert rows == whole[:len(rows)]
+        assert rows == whole[: len(rows)]
         seen.add(len(rows))
     assert seen == {0, 1, 2, 3}
     assert "torn or corrupt record" in caplog.text
@@ -222,7 +272,7 @@ def test_torn_or_corrupt_file_reads_its_intact_prefix(tmp_path: Path, caplog: py
     corrupt[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(corrupt))
     rows = wandb_history.read_file(path)[1]
-    assert rows == whole[:len(rows)] and len(rows) < 3  # stops at the bad checksum
+    assert rows == whole[: len(rows)] and len(rows) < 3  # stops at the bad checksum
     path.write_bytes(b"not a wandb file")
     with pytest.raises(ValueError, match="not a W&B transaction log"):
         list(wandb_history.read_records(path))
@@ -232,26 +282,26 @@ def test_torn_or_corrupt_file_reads_its_intact_prefix(tmp_path: Path, caplog: py
 
 
 def test_resume_logs_each_epoch_once(tmp_path: Path) -> None:
-    """Attempt 1 logs epochs 1-7 and dies; attempt 2 resumes from the epoch-5 checkpoint and re-runs 6-7."""
+    """Attempt 1 logs epochs 1-7 and dies; attempt 2 resumes from the epoch-5 checkpoint, which recorded 5 epochs
+    as logged, and re-runs 6-7: its folder starts at 6, and the union holds every epoch (sync keeps the first
+    value of a step that two folders hold; the re-run epochs are the same numbers, bit for bit on the CPU)."""
     first = start(tmp_path)
     for e in range(1, 8):
         first.log_epoch(epoch_metrics(e))
     first.finish({}, [], exit_code=1)
 
     checkpoint = [epoch_metrics(e) for e in range(1, 6)]
-    second = start(tmp_path, history=checkpoint)
-    assert second.logged_epoch == 7  # what the first folder holds on disk
+    second = start(tmp_path, history=checkpoint, logged_epoch=5)
+    assert second.logged_epoch == 5  # what the checkpoint recorded
     for e in range(6, 11):
         second.log_epoch(epoch_metrics(e, shift=1.0))
     second.finish({"best_val_acc": 1.4}, [])
 
     old, new = wandb_files(tmp_path)
     assert history_steps(old) == [(e, e) for e in range(1, 8)]
-    assert history_steps(new) == [(e, e) for e in range(8, 11)]  # steps go on: synced in order, one run
+    assert history_steps(new) == [(e, e) for e in range(6, 11)]  # steps rise within each folder
     history = wandb_history.read_history(tmp_path / "runs" / GRID / "wandb", RID)
     assert list(history["epoch"]) == list(range(1, 11))
-    expected = [epoch_metrics(e) for e in range(1, 8)] + [epoch_metrics(e, 1.0) for e in range(8, 11)]
-    pd.testing.assert_frame_equal(history, pd.DataFrame(expected), check_exact=True, check_like=True)
 
 
 def test_resume_backfills_what_the_run_lacks(tmp_path: Path) -> None:
@@ -259,18 +309,20 @@ def test_resume_backfills_what_the_run_lacks(tmp_path: Path) -> None:
     for e in range(1, 4):  # epochs 4-5 ran but never reached W&B
         first.log_epoch(epoch_metrics(e))
     first.finish({}, [], exit_code=1)
-    second = start(tmp_path, history=[epoch_metrics(e) for e in range(1, 6)])
+    second = start(tmp_path, history=[epoch_metrics(e) for e in range(1, 6)], logged_epoch=3)
     second.log_epoch(epoch_metrics(6))
     second.finish({}, [])
     _, new = wandb_files(tmp_path)
     assert history_steps(new) == [(4, 4), (5, 5), (6, 6)]
     history = wandb_history.read_history(tmp_path / "runs" / GRID / "wandb", RID)
-    pd.testing.assert_frame_equal(history, pd.DataFrame([epoch_metrics(e) for e in range(1, 7)]),
-                                  check_exact=True, check_like=True)
+    pd.testing.assert_frame_equal(
+        history, pd.DataFrame([epoch_metrics(e) for e in range(1, 7)]), check_exact=True, check_like=True
+    )
 
 
 def test_online_resume_counts_the_epochs_the_server_holds() -> None:
     """Online, a resumed run reports its last step (= epoch) and summary; only later epochs are logged."""
+
     class Resumed:  # what wandb.init(resume="allow") returns for a run the server holds up to epoch 7
         resumed, starting_step, summary, logged = True, 8, {"epoch": 7}, []
 
@@ -291,8 +343,14 @@ def test_read_history_merges_folders_later_wins(tmp_path: Path) -> None:
 
     root = tmp_path / "runs" / GRID
     for attempt, epochs in enumerate(([1, 2, 3], [2, 3, 4])):
-        run = wandb.init(project="p", id=RID, dir=root, mode="offline", resume="allow",
-                         settings=wandb.Settings(x_disable_stats=True, console="off"))
+        run = wandb.init(
+            project="p",
+            id=RID,
+            dir=root,
+            mode="offline",
+            resume="allow",
+            settings=wandb.Settings(x_disable_stats=True, console="off"),
+        )
         for e in epochs:
             run.log({"epoch": e, "val_acc": 10 * attempt + e})
         run.finish()  # a folder started within the same second as the first gets a "-1" suffix
@@ -324,6 +382,7 @@ def unreachable(request: pytest.FixtureRequest) -> Iterator[str]:
             s.listen(64)
             yield f"http://127.0.0.1:{s.getsockname()[1]}"
     else:
+
         class Unauthorized(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 self.send_response(401)
@@ -343,8 +402,9 @@ def unreachable(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("unreachable", ["refused", "hanging", "bad_key"], indirect=True)
-def test_online_failure_is_bounded_and_warned_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   caplog: pytest.LogCaptureFixture, unreachable: str) -> None:
+def test_online_failure_is_bounded_and_warned_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, unreachable: str
+) -> None:
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     monkeypatch.setenv("WANDB_BASE_URL", unreachable)
     s = settings(tmp_path, mode="auto")
@@ -405,8 +465,9 @@ def test_log_epoch_is_cheap(tmp_path: Path) -> None:
 # --- the API key never lands anywhere --------------------------------------------------------------------
 
 
-def test_api_key_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture,
-                               caplog: pytest.LogCaptureFixture) -> None:
+def test_api_key_never_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     # offline with a key configured, and a config that (by mistake) carries the key
     run = start(tmp_path, settings(tmp_path, mode="offline"), config={"arch": "baseline", "token": FAKE_KEY})
@@ -446,8 +507,12 @@ def test_report_spec_offline(tmp_path: Path) -> None:
     assert path == str(run_dir / "wandb_report.json")
     spec = json.loads(Path(path).read_text())
     assert (spec["project"], spec["entity"], spec["group"]) == ("cifar-grid", None, GRID)
-    assert [p["y"] for p in spec["panels"]] == [["test_acc"], ["test_acc_as_published"], ["val_acc"],
-                                                ["train_loss", "val_loss"]]
+    assert [p["y"] for p in spec["panels"]] == [
+        ["test_acc"],
+        ["test_acc_as_published"],
+        ["val_acc"],
+        ["train_loss", "val_loss"],
+    ]
     assert all(p["x"] == "epoch" for p in spec["panels"])
     assert {"config.arch", "config.activation"} <= set(spec["groupby"])
     assert [t["name"] for t in spec["tables"]] == ["table_3_1", "table_3_2", "table_3_3"]
@@ -462,8 +527,11 @@ def test_report_saved_form_builds_without_network(tmp_path: Path, monkeypatch: p
     spec = wandb_report.report_spec(run_folder(tmp_path), "cifar-grid", "lab")
     lookups = []
     monkeypatch.setattr(interface, "_get_api", lambda: None)
-    monkeypatch.setattr(interface, "execute_graphql",
-                        lambda api, query, variables: lookups.append(variables) or {"project": {"internalId": "P1"}})
+    monkeypatch.setattr(
+        interface,
+        "execute_graphql",
+        lambda api, query, variables: lookups.append(variables) or {"project": {"internalId": "P1"}},
+    )
     model = wandb_report.build_report(spec, "lab")._to_model()
     saved = json.dumps(model.model_dump(by_alias=True, exclude_none=True, mode="json"))
     assert lookups == [{"entityName": "lab", "projectName": "cifar-grid"}]
@@ -475,8 +543,9 @@ def test_report_saved_form_builds_without_network(tmp_path: Path, monkeypatch: p
     assert "### table_3_2" in saved
 
 
-def test_publish_falls_back_to_the_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_publish_falls_back_to_the_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     def no_server(spec: dict) -> str:
         raise ConnectionError(f"api.wandb.ai unreachable (key {FAKE_KEY})")
 
@@ -488,8 +557,9 @@ def test_publish_falls_back_to_the_spec(tmp_path: Path, monkeypatch: pytest.Monk
     assert "W&B report not saved (ConnectionError" in caplog.text and FAKE_KEY not in caplog.text
 
 
-def test_push_command_reads_the_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture) -> None:
+def test_push_command_reads_the_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     pushed = []
     monkeypatch.setattr(wandb_report, "push", lambda spec: pushed.append(spec) or "https://wandb.ai/r")
     path = wandb_report.write_spec(run_folder(tmp_path), {"title": "t"})

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import models
-from grid.recipes import RECIPES
+from grid.train.recipes import RECIPES
 
 PAPER_EPOCHS = tuple(range(10, 101, 10))
 
@@ -87,6 +87,12 @@ def _check_axis(name: str, values: tuple[str, ...], registry) -> None:
 
 # A grid that finishes within 3 minutes on a 2-core CPU: the cheapest architecture, every activation,
 # a stratified subset of the data, and epoch cells that still exercise prefix sharing.
-SMOKE = dict(archs=("baseline",), activations=("relu", "leaky_relu", "swish"), epochs=(1, 2, 3),
-             max_train_images=6000, max_eval_images=1000, checkpoint_every=1)  # fmt: skip
+SMOKE = dict(
+    archs=("baseline",),
+    activations=("relu", "leaky_relu", "swish"),
+    epochs=(1, 2, 3),
+    max_train_images=6000,
+    max_eval_images=1000,
+    checkpoint_every=1,
+)
 PRESETS: dict[str, dict[str, Any]] = {"paper": {}, "smoke": SMOKE}

@@ -12,9 +12,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from grid.config import TrainConfig
-from grid.recipes import RECIPES
-from grid.spec import GridSpec
+from grid.experiment.spec import GridSpec
+from grid.train.config import TrainConfig
+from grid.train.recipes import RECIPES
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,20 @@ def plan(spec: GridSpec) -> list[PlannedTraining]:
         groups = [tuple(epochs)] if share_prefixes else [(e,) for e in epochs]
         for cells in groups:
             config = TrainConfig(
-                arch=arch, activation=activation, recipe=spec.recipe, seed=seed, epochs=max(cells),
-                batch_size=spec.batch_size, lr=spec.lr, val_size=spec.val_size, device=spec.device,
-                checkpoint_every=spec.checkpoint_every, max_train_images=spec.max_train_images,
-                max_eval_images=spec.max_eval_images, threads=spec.cpus_per_worker,
-            )  # fmt: skip
+                arch=arch,
+                activation=activation,
+                recipe=spec.recipe,
+                seed=seed,
+                epochs=max(cells),
+                batch_size=spec.batch_size,
+                lr=spec.lr,
+                val_size=spec.val_size,
+                device=spec.device,
+                checkpoint_every=spec.checkpoint_every,
+                max_train_images=spec.max_train_images,
+                max_eval_images=spec.max_eval_images,
+                threads=spec.cpus_per_worker,
+            )
             trainings.append(PlannedTraining(config, cells))
     return trainings
 
@@ -57,8 +66,10 @@ def describe(spec: GridSpec, trainings: list[PlannedTraining]) -> str:
     if RECIPES[spec.recipe].depends_on_total_epochs:
         lines.append(f"recipe {spec.recipe!r} schedules on the total epochs: one training per cell, no sharing")
     else:
-        lines.append("constant learning rate: each k-epoch cell is read from the first k epochs of one "
-                     "longer training with the same seed")  # fmt: skip
+        lines.append(
+            "constant learning rate: each k-epoch cell is read from the first k epochs of one "
+            "longer training with the same seed"
+        )
     for t in trainings:
         cells = ", ".join(map(str, t.cells))
         lines.append(f"  {t.training_id:<40} {t.config.epochs:>4} epochs -> cells at {cells}")

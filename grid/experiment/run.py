@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -16,11 +17,14 @@ from pathlib import Path
 import data
 import models
 from data import fs as data_fs
-from grid import atomic, report, tables
-from grid.plan import PlannedTraining, plan
-from grid.results import Outcome, fetch_artifacts, frames, read_outcome
-from grid.spec import GridError, GridSpec
-from grid.worker import Job
+from grid import atomic
+from grid.experiment.plan import PlannedTraining, plan
+from grid.experiment.results import Outcome, fetch_artifacts, frames, read_outcome
+from grid.experiment.spec import GridError, GridSpec
+from grid.experiment.worker import Job
+from grid.report import html as report
+from grid.report import tables
+from grid.train.recipes import RECIPES
 
 GRID_FILE = "grid.json"
 
@@ -36,7 +40,7 @@ class RunOptions:
     cache_dir: str = str(Path.home() / ".cache" / "cifar-grid")
     wandb: dict = field(default_factory=dict)  # WandbSettings fields; {} or mode "disabled": off
     status_every_s: float = 30.0
-    mps: bool = False  # CUDA MPS around a local Ray (grid.mps)
+    mps: bool = False  # CUDA MPS around a local Ray (grid.experiment.mps)
 
 
 def run(spec: GridSpec, opts: RunOptions) -> int:
@@ -45,16 +49,24 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
     if not opts.address:
         _check_local_cpus(spec)
     if opts.mps and (opts.address or spec.device == "cpu"):
-        raise GridError("--mps starts CUDA MPS on this machine for a local Ray with a GPU: not with --address "
-                        "(start it on each GPU node) nor with --device cpu")  # fmt: skip
+        raise GridError(
+            "--mps starts CUDA MPS on this machine for a local Ray with a GPU: not with --address "
+            "(start it on each GPU node) nor with --device cpu"
+        )
     spec = _open_run_folder(spec, opts, out)
     data_uri = data.resolve_shards(opts.data, opts.cache_dir)
     manifest_bytes = _read_manifest(data_uri)
     _check_split(spec, json.loads(manifest_bytes), data_uri)
     plans = plan(spec)
     shares_prefixes = any(len(p.cells) > 1 for p in plans)
-    extras = {**spec.extras, "data_uri": data_uri, "data_manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
-              "code_version": code_version(), "prefix_sharing": shares_prefixes}  # fmt: skip
+    extras = {
+        **spec.extras,
+        "data_uri": data_uri,
+        "data_manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+        "code_version": code_version(),
+        "prefix_sharing": shares_prefixes,
+        "recipe_settings": dataclasses.asdict(RECIPES[spec.recipe]),  # for the report, which has no torch
+    }
     spec = GridSpec.from_dict({**spec.to_dict(), "extras": extras})
     atomic.write_json(out / GRID_FILE, spec.to_dict())
 
@@ -63,15 +75,22 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
     outcomes = {p.training_id: read_outcome(fs, _train_dir(storage_path, spec, p)) for p in plans}
     pending = [p for p in plans if not outcomes[p.training_id].finished(p)]
     skipped = len(plans) - len(pending)
-    print(f"grid {spec.name!r}: {spec.cells} cells from {len(plans)} trainings; {len(pending)} to train"
-          + (f", {skipped} already finished (not rerun)" if skipped else ""), flush=True)  # fmt: skip
+    print(
+        f"grid {spec.name!r}: {spec.cells} cells from {len(plans)} trainings; {len(pending)} to train"
+        + (f", {skipped} already finished (not rerun)" if skipped else ""),
+        flush=True,
+    )
     if shares_prefixes:
-        print("note: constant learning rate, so each k-epoch cell is read from the first k epochs of one longer "
-              "training with the same seed (see --dry-run)", flush=True)  # fmt: skip
+        print(
+            "note: constant learning rate, so each k-epoch cell is read from the first k epochs of one longer "
+            "training with the same seed (see --dry-run)",
+            flush=True,
+        )
 
     resumed = {p.training_id: len(outcomes[p.training_id].history) for p in pending}
-    failures, trial_times = (_train(spec, opts, pending, resumed, data_uri, fs, storage, storage_path)
-                             if pending else ({}, {}))  # fmt: skip
+    failures, trial_times = (
+        _train(spec, opts, pending, resumed, data_uri, fs, storage, storage_path) if pending else ({}, {})
+    )
     _record_trial_times(out, trial_times)
     for p in plans:
         outcome = read_outcome(fs, _train_dir(storage_path, spec, p))
@@ -93,8 +112,10 @@ def _open_run_folder(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec:
             raise GridError(f"{grid_file}: no grid to resume there (start it without --resume)")
         return GridSpec.from_dict(json.loads(grid_file.read_text()))
     if out.exists() and any(out.iterdir()):
-        raise GridError(f"{out}: a run is already there; continue it with --resume --name {out.name}, "
-                        "or choose another --name / --out")  # fmt: skip
+        raise GridError(
+            f"{out}: a run is already there; continue it with --resume --name {out.name}, "
+            "or choose another --name / --out"
+        )
     out.mkdir(parents=True, exist_ok=True)
     return spec
 
@@ -102,25 +123,35 @@ def _open_run_folder(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec:
 def costliest_first(pending: list[PlannedTraining], resumed: dict[str, int]) -> list[PlannedTraining]:
     """Tune starts trials in this order: the longest first, so that short ones fill the grid's end (on a shared
     GPU, a resnet18 started last would run alone for minutes). Cost: epochs left x forward FLOPs per image."""
+
     def cost(p: PlannedTraining) -> float:
         return (p.config.epochs - resumed.get(p.training_id, 0)) * models.FORWARD_MFLOPS.get(p.config.arch, 1.0)
 
     return sorted(pending, key=lambda p: (-cost(p), p.training_id))
 
 
-def _train(spec: GridSpec, opts: RunOptions, pending: list[PlannedTraining], resumed: dict[str, int], data_uri: str,
-           fs, storage: str, storage_path: str) -> tuple[dict[str, str], dict[str, list[float]]]:  # fmt: skip
+def _train(
+    spec: GridSpec,
+    opts: RunOptions,
+    pending: list[PlannedTraining],
+    resumed: dict[str, int],
+    data_uri: str,
+    fs,
+    storage: str,
+    storage_path: str,
+) -> tuple[dict[str, str], dict[str, list[float]]]:
     """Runs the pending trainings on Ray (`resumed`: epochs each already has in storage); returns
     ({training_id: one-line reason} for the trials that failed, {training_id: [trial start, trial end]} in
     wall-clock seconds)."""
-    from grid import mps
-    from grid.ray_runner import start_ray
+    from grid.experiment import mps
+    from grid.experiment.tune import start_ray
 
     sharing = mps.daemon() if opts.mps else contextlib.nullcontext({})
     with sharing as mps_env:
         start_ray(opts.address, opts.verbose, mps_env)
-        return _run_trials(spec, opts, pending, resumed, data_uri, _remote_storage_fs(storage, storage_path, fs),
-                           storage_path)  # fmt: skip
+        return _run_trials(
+            spec, opts, pending, resumed, data_uri, _remote_storage_fs(storage, storage_path, fs), storage_path
+        )
 
 
 def _remote_storage_fs(storage: str, storage_path: str, fs):
@@ -128,27 +159,46 @@ def _remote_storage_fs(storage: str, storage_path: str, fs):
     return None if storage == storage_path or not storage.startswith(("s3:", "gs:", "hdfs:")) else fs
 
 
-def _run_trials(spec: GridSpec, opts: RunOptions, pending: list[PlannedTraining], resumed: dict[str, int],
-                data_uri: str, remote_fs, storage_path: str):  # fmt: skip
+def _run_trials(
+    spec: GridSpec,
+    opts: RunOptions,
+    pending: list[PlannedTraining],
+    resumed: dict[str, int],
+    data_uri: str,
+    remote_fs,
+    storage_path: str,
+):
     """_train's work once Ray is up; returns what _train returns."""
     import ray
 
-    from grid.progress import Progress
-    from grid.ray_runner import plan_resources, run_tune
+    from grid.experiment.progress import Progress
+    from grid.experiment.tune import plan_resources, run_tune
 
     try:
         resources = plan_resources(spec, len(pending), autoscaling=bool(opts.address))
-        print(f"ray: {resources.max_concurrent} trainings at a time, {resources.workers} worker(s) x "
-              f"{resources.cpus_per_worker} CPU" + (f", {resources.gpu_per_training:g} GPU per training"
-                                                     if resources.gpu_per_training else ""), flush=True)  # fmt: skip
-        trials = [_trial(spec, opts, p, data_uri, resources, remote_fs, storage_path)
-                  for p in costliest_first(pending, resumed)]  # fmt: skip
-        progress = Progress({p.training_id: p.config.epochs for p in pending}, every_s=opts.status_every_s,
-                            resumed_from=resumed)  # fmt: skip
+        print(
+            f"ray: {resources.max_concurrent} trainings at a time, {resources.workers} worker(s) x "
+            f"{resources.cpus_per_worker} CPU"
+            + (f", {resources.gpu_per_training:g} GPU per training" if resources.gpu_per_training else ""),
+            flush=True,
+        )
+        trials = [
+            _trial(spec, opts, p, data_uri, resources, remote_fs, storage_path)
+            for p in costliest_first(pending, resumed)
+        ]
+        progress = Progress(
+            {p.training_id: p.config.epochs for p in pending}, every_s=opts.status_every_s, resumed_from=resumed
+        )
         attempt = time.strftime("%Y%m%d-%H%M%S")
-        results = run_tune(trials, experiment=f"{spec.name}.tune-{attempt}", storage_path=storage_path,
-                           storage_filesystem=remote_fs, max_concurrent=resources.max_concurrent,
-                           callbacks=[progress], verbose=opts.verbose)  # fmt: skip
+        results = run_tune(
+            trials,
+            experiment=f"{spec.name}.tune-{attempt}",
+            storage_path=storage_path,
+            storage_filesystem=remote_fs,
+            max_concurrent=resources.max_concurrent,
+            callbacks=[progress],
+            verbose=opts.verbose,
+        )
         failures = {}
         for r in results:
             if r.error is not None:
@@ -161,20 +211,33 @@ def _run_trials(spec: GridSpec, opts: RunOptions, pending: list[PlannedTraining]
         ray.shutdown()
 
 
-def _trial(spec: GridSpec, opts: RunOptions, p: PlannedTraining, data_uri: str, resources, remote_fs,
-           storage_path: str) -> dict:  # fmt: skip
+def _trial(
+    spec: GridSpec, opts: RunOptions, p: PlannedTraining, data_uri: str, resources, remote_fs, storage_path: str
+) -> dict:
     wandb = dict(opts.wandb)
     if wandb:
-        from grid.wandb_log import WandbSettings, resolved_mode
+        from grid.wandb_settings import WandbSettings, resolved_mode
 
         # Decided here, once: a worker on another node may not see this machine's API key.
         wandb["dir"] = wandb.get("dir") or str(opts.out.resolve() / "wandb")
         wandb["mode"] = resolved_mode(WandbSettings(**wandb))
-    job = Job(train=p.config.to_dict(), cells=p.cells, data_uri=data_uri, grid_name=spec.name, wandb=wandb,
-              wandb_config={"code_version": spec.extras.get("code_version", "")})  # fmt: skip
-    return {"training_id": p.training_id, "job": job.to_dict(), "resources": resources,
-            "train_run_name": _train_run_name(spec, p), "storage_path": storage_path,
-            "storage_filesystem": remote_fs, "max_failures": spec.max_failures}  # fmt: skip
+    job = Job(
+        train=p.config.to_dict(),
+        cells=p.cells,
+        data_uri=data_uri,
+        grid_name=spec.name,
+        wandb=wandb,
+        wandb_config={"code_version": spec.extras.get("code_version", "")},
+    )
+    return {
+        "training_id": p.training_id,
+        "job": job.to_dict(),
+        "resources": resources,
+        "train_run_name": _train_run_name(spec, p),
+        "storage_path": storage_path,
+        "storage_filesystem": remote_fs,
+        "max_failures": spec.max_failures,
+    }
 
 
 def _train_run_name(spec: GridSpec, p: PlannedTraining) -> str:
@@ -195,8 +258,11 @@ def _write_outputs(spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[
     print()
     print(tables.tables_markdown(results))
     missing = results[~results["status"].isin(["ok", "diverged"])]
-    bad = {(p.training_id, outcomes[p.training_id].status, outcomes[p.training_id].error) for p in plans
-           if outcomes[p.training_id].status not in ("ok",)}  # fmt: skip
+    bad = {
+        (p.training_id, outcomes[p.training_id].status, outcomes[p.training_id].error)
+        for p in plans
+        if outcomes[p.training_id].status not in ("ok",)
+    }
     if bad:
         print("\ntrainings that did not finish cleanly:")
         for training_id, status, error in sorted(bad):
@@ -218,7 +284,7 @@ def _record_trial_times(out: Path, times: dict[str, list[float]]) -> None:
 
 
 def _print_wandb_sync(opts: RunOptions, out: Path) -> None:
-    from grid.wandb_log import WandbSettings, sync_command
+    from grid.wandb_settings import WandbSettings, sync_command
 
     command = sync_command(WandbSettings(**{**opts.wandb, "dir": Path(opts.wandb.get("dir") or out / "wandb")}))
     if command:
@@ -228,8 +294,10 @@ def _print_wandb_sync(opts: RunOptions, out: Path) -> None:
 def _check_local_cpus(spec: GridSpec) -> None:
     cpus = os.cpu_count() or 1
     if spec.workers * spec.cpus_per_worker > cpus:
-        raise GridError(f"{spec.workers} workers x {spec.cpus_per_worker} CPUs per training need "
-                        f"{spec.workers * spec.cpus_per_worker} CPUs but this machine has {cpus}")  # fmt: skip
+        raise GridError(
+            f"{spec.workers} workers x {spec.cpus_per_worker} CPUs per training need "
+            f"{spec.workers * spec.cpus_per_worker} CPUs but this machine has {cpus}"
+        )
 
 
 def _read_manifest(data_uri: str) -> bytes:
@@ -248,10 +316,16 @@ def code_version() -> str:
     """The git commit of the project's code (with -dirty when it has uncommitted changes), or 'unknown'."""
     root = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=5, check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()  # fmt: skip
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

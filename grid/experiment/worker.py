@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 import data
-from grid.config import TrainConfig
-from grid.training import Diverged, Training
+from grid.train.config import TrainConfig
+from grid.train.training import Diverged, Training
 
 STATUS_FILE = "status.json"
 
@@ -64,8 +64,13 @@ def train_loop(job_dict: dict[str, Any]) -> None:
     device = ray.train.torch.get_device() if cfg.device != "cpu" else torch.device("cpu")
 
     try:
-        cifar = data.load(job.data_uri, val_size=cfg.val_size, split_seed=cfg.split_seed,
-                          max_train_images=cfg.max_train_images, max_eval_images=cfg.max_eval_images)  # fmt: skip
+        cifar = data.load(
+            job.data_uri,
+            val_size=cfg.val_size,
+            split_seed=cfg.split_seed,
+            max_train_images=cfg.max_train_images,
+            max_eval_images=cfg.max_eval_images,
+        )
     except data.DataError as e:  # deterministic: retrying cannot help, so fail the training with the reason
         ray.train.report({"status": "failed", "error": str(e), "epoch": 0})
         return
@@ -76,11 +81,11 @@ def train_loop(job_dict: dict[str, Any]) -> None:
         ray.train.report({"status": previous["status"], "epoch": training.epoch})
         return
 
-    run = _start_wandb(job, training, cifar, rank)
+    run = _start_wandb(job, training, cifar, rank, logged_epoch=previous.get("wandb_epoch", 0))
     # Where the training ran, across restarts: the multi-node tests check it moved when a node died.
     here = {"node_id": ray.get_runtime_context().get_node_id(), "from_epoch": training.epoch, "world_size": world}
     runs = [*previous.get("runs", []), here]
-    reporter = _Reporter(job, training, rank, runs)
+    reporter = _Reporter(job, training, rank, runs, run)
     while training.epoch < cfg.epochs:
         try:
             metrics = training.run_epoch()
@@ -97,8 +102,8 @@ def train_loop(job_dict: dict[str, Any]) -> None:
 
 
 class _Reporter:
-    def __init__(self, job: Job, training: Training, rank: int, runs: list[dict]) -> None:
-        self.job, self.training, self.rank, self.runs = job, training, rank, runs
+    def __init__(self, job: Job, training: Training, rank: int, runs: list[dict], wandb_run) -> None:
+        self.job, self.training, self.rank, self.runs, self.wandb_run = job, training, rank, runs, wandb_run
         self.last = 0.0
 
     def maybe_report(self) -> None:
@@ -116,8 +121,12 @@ class _Reporter:
         self.last = time.monotonic()
         epoch = self.training.epoch
         last = self.training.history[-1] if self.training.history else {}
-        metrics = {"status": status, "error": error, "epoch": epoch,
-                   **{k: last[k] for k in ("test_acc", "test_acc_as_published", "val_acc") if k in last}}  # fmt: skip
+        metrics = {
+            "status": status,
+            "error": error,
+            "epoch": epoch,
+            **{k: last[k] for k in ("test_acc", "test_acc_as_published", "val_acc") if k in last},
+        }
         if self.rank != 0:
             ray.train.report(metrics)
             return []
@@ -125,8 +134,15 @@ class _Reporter:
             folder = Path(tmp)
             self.training.save_checkpoint(folder)
             files = self.training.write_artifacts(folder) if keep_artifacts_in else []
-            status_doc = {"status": status, "error": error, "epoch": epoch, "cells": list(self.job.cells),
-                          "runs": self.runs}  # fmt: skip
+            # wandb_epoch: the epochs the W&B run holds, so that a resumed training logs only the rest.
+            status_doc = {
+                "status": status,
+                "error": error,
+                "epoch": epoch,
+                "cells": list(self.job.cells),
+                "runs": self.runs,
+                "wandb_epoch": self.wandb_run.logged_epoch,
+            }
             (folder / STATUS_FILE).write_text(json.dumps(status_doc))
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{epoch:04d}")
@@ -143,19 +159,32 @@ def _restore(training: Training, checkpoint) -> dict[str, Any]:
     return status
 
 
-def _start_wandb(job: Job, training: Training, cifar: data.Cifar10, rank: int):
-    from grid.wandb_log import WandbRun, WandbSettings
+def _start_wandb(job: Job, training: Training, cifar: data.Cifar10, rank: int, logged_epoch: int):
+    from grid.experiment.wandb_run import WandbRun
+    from grid.wandb_settings import WandbSettings
 
     if rank != 0 or not job.wandb or job.wandb.get("mode") == "disabled":
         return WandbRun()  # a no-op run
     cfg = training.cfg
     settings = WandbSettings(**job.wandb)
-    config = {**cfg.to_dict(), **job.wandb_config, "grid": job.grid_name, "training_id": cfg.training_id,
-              "cells": list(job.cells), "data_manifest_sha256": cifar.manifest_sha256}  # fmt: skip
+    config = {
+        **cfg.to_dict(),
+        **job.wandb_config,
+        "grid": job.grid_name,
+        "training_id": cfg.training_id,
+        "cells": list(job.cells),
+        "data_manifest_sha256": cifar.manifest_sha256,
+    }
     return WandbRun.start(
-        settings, training_id=cfg.training_id, name=f"{cfg.arch}-{cfg.activation}-{cfg.recipe}-{cfg.seed}",
-        group=job.grid_name, config=config, tags=[cfg.arch, cfg.activation, cfg.recipe, f"seed{cfg.seed}"],
-        run_dir=Path(settings.dir or "."), history=training.history,  # a resumed run logs what it lacks
+        settings,
+        training_id=cfg.training_id,
+        name=f"{cfg.arch}-{cfg.activation}-{cfg.recipe}-{cfg.seed}",
+        group=job.grid_name,
+        config=config,
+        tags=[cfg.arch, cfg.activation, cfg.recipe, f"seed{cfg.seed}"],
+        run_dir=Path(settings.dir or "."),
+        history=training.history,
+        logged_epoch=logged_epoch,
     )
 
 

@@ -1,24 +1,20 @@
 """The run's report: tables, plots and a self-contained report.html (images inlined, no external assets).
 
-    python -m grid.report RUN_DIR [--wandb [--wandb-project P] [--wandb-entity E]]
-
-rebuilds RUN_DIR/tables/, RUN_DIR/plots/ and RUN_DIR/report.html from RUN_DIR's files. Every string that
-comes from the run (grid name, training ids, error messages, grid.json values) is HTML-escaped.
+`build(RUN_DIR)` rebuilds RUN_DIR/tables/, RUN_DIR/plots/ and RUN_DIR/report.html from RUN_DIR's files. Every
+string that comes from the run (grid name, training ids, error messages, grid.json values) is HTML-escaped.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
-import dataclasses
 import json
-import sys
 from html import escape
 from pathlib import Path
 
 import pandas as pd
 
-from grid import atomic, plots, tables
+from grid import atomic
+from grid.report import plots, tables
 
 PAPER_PROTOCOL = (
     "Paper recipe: SGD, lr 0.001 (constant, no schedule), momentum 0.9, no weight decay; batch size 32, "
@@ -105,20 +101,20 @@ def _html_table(df: pd.DataFrame, numeric: set[str] | None = None) -> str:
             text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
             bad = text.split("/")[0] in BAD_STATUSES or text.endswith("seeds ok)")
             cls = "bad" if bad else "num" if col in numeric else ""
-            cells.append(f"<td class=\"{cls}\">{escape(text)}</td>" if cls else f"<td>{escape(text)}</td>")
+            cells.append(f'<td class="{cls}">{escape(text)}</td>' if cls else f"<td>{escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<div class=\"wide\"><table><tr>{head}</tr>{''.join(body)}</table></div>"
+    return f'<div class="wide"><table><tr>{head}</tr>{"".join(body)}</table></div>'
 
 
 def _table_section(t: tables.Table) -> str:
     numeric = {c for c in t.display.columns if c not in ("arch", "activation", "recipe", "training")}
     notes = "".join(f"<li>{escape(n)}</li>" for n in t.notes)
-    return f"<h3>{escape(t.title)}</h3>{_html_table(t.display, numeric)}<ul class=\"notes\">{notes}</ul>"
+    return f'<h3>{escape(t.title)}</h3>{_html_table(t.display, numeric)}<ul class="notes">{notes}</ul>'
 
 
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f"<img alt=\"{escape(alt)}\" src=\"data:image/png;base64,{data}\">"
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _kv(rows: list[tuple[str, object]]) -> str:
@@ -145,38 +141,48 @@ def _summary(run_dir: Path, results: pd.DataFrame, spec: dict) -> str:
         ("cells", ", ".join(f"{n} {s}" for s, n in counts.items()) or "none"),
         ("trainings", len(per_training)),
         ("training time (sum over trainings)", _duration(per_training.sum(min_count=1))),
-        ("data manifest sha256", spec.get("data_manifest_sha256", "not recorded")),
-        ("code version", spec.get("code_version", "not recorded")),
+        ("data manifest sha256", _recorded(spec, "data_manifest_sha256", "not recorded")),
+        ("code version", _recorded(spec, "code_version", "not recorded")),
     ]
     shown = {"data_manifest_sha256", "code_version"}
     rows += [(k, v) for k, v in spec.items() if k not in shown]  # the grid spec and its free-form extras
     return "<h2>Run</h2>" + _kv(rows)
 
 
-def _recipe_details(name: str) -> str:
+def _recipe_details(name: str, spec: dict) -> str:
     if name == "paper":
         return ""
-    try:  # imported here: grid.recipes pulls in torch, which only a non-paper recipe needs
-        from grid.recipes import RECIPES
-        fields = dataclasses.asdict(RECIPES[name])
-    except (ImportError, KeyError) as e:
-        return f"<p>Recipe <code>{escape(name)}</code>: details unavailable ({escape(_one_line(e))}).</p>"
+    fields = _recorded(spec, "recipe_settings")  # grid.json holds the recipe's fields: no torch needed here
+    if not isinstance(fields, dict) or fields.get("name") != name:
+        return f"<p>Recipe <code>{escape(name)}</code>: details not recorded in grid.json.</p>"
     return f"<p>Recipe <code>{escape(name)}</code> (not the paper's):</p>" + _kv(list(fields.items()))
+
+
+def _recorded(spec: dict, key: str, default: object = None) -> object:
+    """A value `run_grid.py` recorded in grid.json: under `extras`, or at the top (older run folders)."""
+    extras = spec.get("extras")
+    if isinstance(extras, dict) and key in extras:
+        return extras[key]
+    return spec.get(key, default)
 
 
 def _protocol(results: pd.DataFrame, spec: dict) -> str:
     parts = ["<h2>Protocol</h2>"] + [f"<p>{escape(p)}</p>" for p in PAPER_PROTOCOL]
     recipes = set(results["recipe"].astype(str)) | ({str(spec["recipe"])} if "recipe" in spec else set())
-    parts += [_recipe_details(name) for name in sorted(recipes)]
+    parts += [_recipe_details(name, spec) for name in sorted(recipes)]
     fills = results[results["training_id"] != ""].groupby("training_id")["epochs"].nunique()
-    shared = bool(spec.get("prefix_sharing", (fills > 1).any()))
+    shared = bool(_recorded(spec, "prefix_sharing", (fills > 1).any()))
     if shared:
-        parts.append("<p>With a constant learning rate a k-epoch run is exactly the first k epochs of a "
-                     "longer run with the same seed, so one training fills every epoch cell of its arch/"
-                     "activation/seed; the Trainings section says which cells each training filled.</p>")
+        parts.append(
+            "<p>With a constant learning rate a k-epoch run is exactly the first k epochs of a "
+            "longer run with the same seed, so one training fills every epoch cell of its arch/"
+            "activation/seed; the Trainings section says which cells each training filled.</p>"
+        )
     else:
-        parts.append("<p>Every cell was read from its own training (no prefix sharing in this grid: with a "
-                     "learning-rate schedule a shorter run is not the prefix of a longer one).</p>")
+        parts.append(
+            "<p>Every cell was read from its own training (no prefix sharing in this grid: with a "
+            "learning-rate schedule a shorter run is not the prefix of a longer one).</p>"
+        )
     return "".join(parts)
 
 
@@ -186,9 +192,17 @@ def _trainings(run_dir: Path, results: pd.DataFrame) -> str:
         r = cells.iloc[0]
         bad = cells[cells["status"] != "ok"]
         not_ok = f"{tables.epochs_text(list(bad['epochs']))}: {'/'.join(sorted(set(bad['status'])))}"
-        rows.append({"training": tid, "arch": r["arch"], "activation": r["activation"], "recipe": r["recipe"],
-                     "seed": r["seed"], "cells (epochs)": tables.epochs_text(list(cells["epochs"])),
-                     "cells not ok": not_ok if len(bad) else ""})
+        rows.append(
+            {
+                "training": tid,
+                "arch": r["arch"],
+                "activation": r["activation"],
+                "recipe": r["recipe"],
+                "seed": r["seed"],
+                "cells (epochs)": tables.epochs_text(list(cells["epochs"])),
+                "cells not ok": not_ok if len(bad) else "",
+            }
+        )
     parts = ["<h2>Trainings</h2>", _html_table(pd.DataFrame(rows)) if rows else "<p>none recorded</p>"]
     folder = run_dir / "trainings"
     # Listing the folder (rather than joining training ids to it) keeps an odd id from reading elsewhere.
@@ -216,27 +230,39 @@ def render_html(run_dir: str | Path, results: pd.DataFrame, spec: dict, plot_pat
     results = tables.check_results(results)
     name = str(spec.get("name", run_dir.name))
     built = tables.build_tables(results)
-    paper = [_table_section(t) if (t := built[s.name]) else f"<h3>{escape(tables.omitted_text(s))}</h3>"
-             for s in tables.PAPER_TABLES]
+    paper = [
+        _table_section(t) if (t := built[s.name]) else f"<h3>{escape(tables.omitted_text(s))}</h3>"
+        for s in tables.PAPER_TABLES
+    ]
     figures = [_img(p, p.stem) for p in plot_paths if p.is_file()]
     body = [
         f"<h1>cifar-grid: {escape(name)}</h1>",
         "<p>The paper's Tables 3-1 to 3-4 reproduced on CIFAR-10, measured beside the published numbers.</p>",
         _summary(run_dir, results, spec),
         _protocol(results, spec),
-        "<h2>The paper's tables</h2>", *paper,
-        "<h2>Full grid</h2>", _table_section(built["full_grid"]),
-        "<h2>Plots</h2>", *figures,
+        "<h2>The paper's tables</h2>",
+        *paper,
+        "<h2>Full grid</h2>",
+        _table_section(built["full_grid"]),
+        "<h2>Plots</h2>",
+        *figures,
         _trainings(run_dir, results),
         _failures(results),
     ]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>cifar-grid: {escape(name)}</title><style>{STYLE}</style></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>cifar-grid: {escape(name)}</title><style>{STYLE}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
-def build(run_dir: str | Path, results: pd.DataFrame | None = None, history: pd.DataFrame | None = None,
-          spec: dict | None = None) -> Path:
+def build(
+    run_dir: str | Path,
+    results: pd.DataFrame | None = None,
+    history: pd.DataFrame | None = None,
+    spec: dict | None = None,
+) -> Path:
     """Writes RUN_DIR/tables/, RUN_DIR/plots/ and RUN_DIR/report.html; returns the report's path.
     Whatever is not passed in is read from RUN_DIR (results.parquet, history.parquet, grid.json)."""
     run_dir = Path(run_dir)
@@ -248,31 +274,3 @@ def build(run_dir: str | Path, results: pd.DataFrame | None = None, history: pd.
     tables.write_tables(results, run_dir)
     plot_paths = plots.write_plots(results, history, run_dir)
     return atomic.write_text(run_dir / "report.html", render_html(run_dir, results, spec, plot_paths))
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m grid.report", description=__doc__.splitlines()[0])
-    p.add_argument("run_dir", type=Path, help="the run folder (runs/NAME)")
-    p.add_argument("--wandb", action="store_true", help="also publish the report to Weights & Biases")
-    p.add_argument("--wandb-project", help="W&B project (with --wandb)")
-    p.add_argument("--wandb-entity", help="W&B entity (with --wandb)")
-    args = p.parse_args(argv)
-    if (args.wandb_project or args.wandb_entity) and not args.wandb:
-        p.error("--wandb-project / --wandb-entity need --wandb")
-    try:
-        results, history, spec = load_run(args.run_dir)
-        path = build(args.run_dir, results, history, spec)
-    except ReportError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(tables.tables_markdown(results))
-    print(f"wrote {path}, {args.run_dir / 'tables'}/, {args.run_dir / 'plots'}/")
-    if args.wandb:
-        from grid.wandb_report import publish  # only this branch needs wandb
-
-        print(publish(args.run_dir, args.wandb_project, args.wandb_entity))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

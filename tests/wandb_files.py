@@ -23,6 +23,8 @@ from typing import Any
 
 import pandas as pd
 
+from grid.wandb_settings import offline_root
+
 log = logging.getLogger(__name__)
 
 _FILE_HEADER = struct.Struct("<4sHB")  # ident, magic, version
@@ -30,13 +32,6 @@ _CHUNK_HEADER = struct.Struct("<IHB")  # crc32, length, type
 _IDENT, _MAGIC, _VERSION = b":W&B", 0xBEE1, 0
 _BLOCK = 32 * 1024
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
-
-
-def offline_root(wandb_dir: Path) -> Path:
-    """The folder that holds the run folders: wandb always writes into ROOT/wandb, so a `.../wandb` is used
-    as it is and any other folder gets `/wandb` appended (the same rule `grid.wandb_log` follows)."""
-    wandb_dir = Path(wandb_dir)
-    return wandb_dir if wandb_dir.name == "wandb" else wandb_dir / "wandb"
 
 
 def read_records(path: Path) -> Iterator[Any]:
@@ -54,7 +49,7 @@ def read_records(path: Path) -> Iterator[Any]:
             pos += _BLOCK - pos % _BLOCK
             continue
         crc, length, kind = _CHUNK_HEADER.unpack_from(data, pos)
-        chunk = data[pos + _CHUNK_HEADER.size: pos + _CHUNK_HEADER.size + length]
+        chunk = data[pos + _CHUNK_HEADER.size : pos + _CHUNK_HEADER.size + length]
         if kind == 0 and length == 0:  # pre-allocated, never written
             break
         if len(chunk) < length or zlib.crc32(chunk, zlib.crc32(bytes([kind]))) != crc:

@@ -17,8 +17,8 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 
-from grid import envvars
-from grid.spec import GridError
+from grid.experiment.spec import GridError
+from grid.experiment.tune import set_temporarily
 
 CONTROL = "nvidia-cuda-mps-control"
 
@@ -40,10 +40,11 @@ def daemon() -> Iterator[dict[str, str]]:
         reason = (started.stderr or started.stdout).strip().splitlines() or [f"exit code {started.returncode}"]
         raise GridError(f"--mps: {CONTROL} -d failed: {reason[-1]}")
     try:
-        with envvars.set_temporarily(env):
+        with set_temporarily(env):
             yield env
     finally:
         # `quit` stops the daemon and its server once their clients are gone (Ray's workers are by now).
-        subprocess.run([binary], input="quit\n", env={**os.environ, **env}, capture_output=True, text=True,
-                       timeout=30, check=False)  # fmt: skip
+        subprocess.run(
+            [binary], input="quit\n", env={**os.environ, **env}, capture_output=True, text=True, timeout=30, check=False
+        )
         shutil.rmtree(root, ignore_errors=True)

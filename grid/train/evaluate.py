@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from grid.cuda_graph import GraphedStep
-from grid.device_data import DeviceSplit
+from grid.train.cuda_graph import GraphedStep
+from grid.train.device_data import DeviceSplit
 
 EVAL_BATCH = 500  # large batches keep evaluation a small part of an epoch
 # On the CPU, glibc maps every allocation over 32 MiB afresh and faults its pages in again on each batch: at
@@ -85,8 +85,9 @@ class PublishedPass:
     a replay consumes the seeded stream as an eager batch would.
     """
 
-    def __init__(self, model: nn.Module, forward: Forward, split: DeviceSplit, batches: Sequence[Tensor],
-                 graphed: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, model: nn.Module, forward: Forward, split: DeviceSplit, batches: Sequence[Tensor], graphed: bool = False
+    ) -> None:
         self.model, self.forward, self.split, self.batches = model, forward, split, batches
         self.device = split.labels.device
         self.correct = torch.zeros((), dtype=torch.int64, device=self.device)  # outlives a captured graph

@@ -15,18 +15,29 @@ from pathlib import Path
 
 import pandas as pd
 
-from grid import atomic, published
+from grid import atomic
+from grid.report import published
 
-REQUIRED = ("arch", "activation", "recipe", "seed", "epochs", "test_acc", "test_acc_as_published", "status",
-            "training_id")
-OPTIONAL = {"val_acc": math.nan, "train_loss": math.nan, "val_loss": math.nan, "seconds": math.nan,
-            "error": ""}
+REQUIRED = (
+    "arch",
+    "activation",
+    "recipe",
+    "seed",
+    "epochs",
+    "test_acc",
+    "test_acc_as_published",
+    "status",
+    "training_id",
+)
+OPTIONAL = {"val_acc": math.nan, "train_loss": math.nan, "val_loss": math.nan, "seconds": math.nan, "error": ""}
 KEYS = ["arch", "activation", "recipe", "epochs"]
 
-LEGEND = ("published: the paper's value. ours: `test_acc_as_published`, measured as the notebooks did "
-          "(model left in train mode: dropout on, BatchNorm on each batch's statistics; test batches of 32). "
-          "diff: ours - published. eval: `test_acc`, the same model in eval mode. "
-          "Several seeds: mean ± std over seeds (ddof=1).")
+LEGEND = (
+    "published: the paper's value. ours: `test_acc_as_published`, measured as the notebooks did "
+    "(model left in train mode: dropout on, BatchNorm on each batch's statistics; test batches of 32). "
+    "diff: ours - published. eval: `test_acc`, the same model in eval mode. "
+    "Several seeds: mean ± std over seeds (ddof=1)."
+)
 
 
 @dataclass(frozen=True)
@@ -40,8 +51,13 @@ class TableSpec:
 
 PAPER_TABLES: tuple[TableSpec, ...] = (
     TableSpec("table_3_1", "3-1", "baseline CNN, ReLU", (("baseline", "relu"),)),
-    TableSpec("table_3_2", "3-2", "baseline CNN, Leaky ReLU and Swish (ReLU beside them for comparison)",
-              (("baseline", "leaky_relu"), ("baseline", "swish")), (("baseline", "relu"),)),
+    TableSpec(
+        "table_3_2",
+        "3-2",
+        "baseline CNN, Leaky ReLU and Swish (ReLU beside them for comparison)",
+        (("baseline", "leaky_relu"), ("baseline", "swish")),
+        (("baseline", "relu"),),
+    ),
     TableSpec("table_3_3", "3-3", "improved CNN (3 conv layers, dropout 0.5), ReLU", (("improved", "relu"),)),
     TableSpec("table_3_4", "3-4", "ResNet-18, ReLU", (("resnet18", "relu"),)),
 )
@@ -89,21 +105,51 @@ def _aggregate(key: tuple, cells: pd.DataFrame) -> dict:
     else:  # no ok seed: the status itself (e.g. "diverged"); some ok: "partial", details in `failures`
         status = "/".join(sorted(set(bad["status"]))) if ok.empty else "partial"
     return {
-        "arch": arch, "activation": activation, "recipe": recipe, "epochs": int(epochs),
-        "published": pub, "ours": ours, "ours_std": ours_std, "diff": ours - pub,
-        "eval": ev, "eval_std": ev_std,
-        "val_acc": _mean_std(ok["val_acc"])[0], "train_loss": _mean_std(ok["train_loss"])[0],
-        "val_loss": _mean_std(ok["val_loss"])[0], "seconds": _mean_std(ok["seconds"])[0],
-        "seeds": len(cells), "seeds_ok": len(ok), "status": status,
-        "failures": "; ".join(f"seed {r.seed} {r.status}" + (f": {r.error}" if r.error else "")
-                              for r in bad.itertuples()),
+        "arch": arch,
+        "activation": activation,
+        "recipe": recipe,
+        "epochs": int(epochs),
+        "published": pub,
+        "ours": ours,
+        "ours_std": ours_std,
+        "diff": ours - pub,
+        "eval": ev,
+        "eval_std": ev_std,
+        "val_acc": _mean_std(ok["val_acc"])[0],
+        "train_loss": _mean_std(ok["train_loss"])[0],
+        "val_loss": _mean_std(ok["val_loss"])[0],
+        "seconds": _mean_std(ok["seconds"])[0],
+        "seeds": len(cells),
+        "seeds_ok": len(ok),
+        "status": status,
+        "failures": "; ".join(
+            f"seed {r.seed} {r.status}" + (f": {r.error}" if r.error else "") for r in bad.itertuples()
+        ),
         "training": ", ".join(sorted(set(cells["training_id"]) - {""})),
     }
 
 
-STAT_COLUMNS = ["arch", "activation", "recipe", "epochs", "published", "ours", "ours_std", "diff", "eval",
-                "eval_std", "val_acc", "train_loss", "val_loss", "seconds", "seeds", "seeds_ok", "status",
-                "failures", "training"]
+STAT_COLUMNS = [
+    "arch",
+    "activation",
+    "recipe",
+    "epochs",
+    "published",
+    "ours",
+    "ours_std",
+    "diff",
+    "eval",
+    "eval_std",
+    "val_acc",
+    "train_loss",
+    "val_loss",
+    "seconds",
+    "seeds",
+    "seeds_ok",
+    "status",
+    "failures",
+    "training",
+]
 
 
 def cell_stats(results: pd.DataFrame) -> pd.DataFrame:
@@ -114,6 +160,7 @@ def cell_stats(results: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---- formatting -------------------------------------------------------------------------------------------
+
 
 def _num(x: float, fmt: str = ".4f") -> str:
     return "" if x is None or math.isnan(x) else format(x, fmt)
@@ -146,6 +193,7 @@ def epochs_text(epochs: list[int]) -> str:
 
 # ---- the paper's tables -----------------------------------------------------------------------------------
 
+
 def paper_table(results: pd.DataFrame, spec: TableSpec, stats: pd.DataFrame | None = None) -> Table | None:
     """One of the paper's tables; None when none of its models is in the grid."""
     stats = cell_stats(results) if stats is None else stats
@@ -155,11 +203,16 @@ def paper_table(results: pd.DataFrame, spec: TableSpec, stats: pd.DataFrame | No
     models = [c for c in spec.columns + spec.comparison if c in present]
     recipes = sorted(set(stats["recipe"]))
     archs = {a for a, _ in models}
-    cols = [(a, act, r) for a, act in models for r in recipes
-            if ((stats["arch"] == a) & (stats["activation"] == act) & (stats["recipe"] == r)).any()]
-    epochs = sorted({int(e) for a, act, r in cols
-                     for e in stats.loc[(stats["arch"] == a) & (stats["activation"] == act), "epochs"]}
-                    | {p.epochs for p in published.PUBLISHED if (p.arch, p.activation) in models})
+    cols = [
+        (a, act, r)
+        for a, act in models
+        for r in recipes
+        if ((stats["arch"] == a) & (stats["activation"] == act) & (stats["recipe"] == r)).any()
+    ]
+    epochs = sorted(
+        {int(e) for a, act, r in cols for e in stats.loc[(stats["arch"] == a) & (stats["activation"] == act), "epochs"]}
+        | {p.epochs for p in published.PUBLISHED if (p.arch, p.activation) in models}
+    )
 
     display = pd.DataFrame({"epochs": [str(e) for e in epochs]})
     data = pd.DataFrame({"epochs": epochs})
@@ -188,13 +241,24 @@ def _model_columns(sel: pd.DataFrame, arch: str, act: str, epochs: list[int]) ->
     pubs = [published.value(arch, act, e) for e in epochs]
     ours = [math.nan if r is None else r["ours"] for r in rows]
     diffs = [o - p for o, p in zip(ours, pubs, strict=True)]
-    shown = {"published": [_num(p, "g") for p in pubs], "ours": [_acc(r, "ours", annotate=True) for r in rows],
-             "diff": [_num(d, "+.4f") for d in diffs], "eval": [_acc(r, "eval") for r in rows]}
+    shown = {
+        "published": [_num(p, "g") for p in pubs],
+        "ours": [_acc(r, "ours", annotate=True) for r in rows],
+        "diff": [_num(d, "+.4f") for d in diffs],
+        "eval": [_acc(r, "eval") for r in rows],
+    }
+
     def pick(metric: str) -> list:
         return [None if r is None else r[metric] for r in rows]
 
-    numbers = {"published": pubs, "ours": ours, "ours_std": pick("ours_std"), "diff": diffs, "eval": pick("eval"),
-               **{m: pick(m) for m in ("eval_std", "seeds", "seeds_ok", "status", "training")}}
+    numbers = {
+        "published": pubs,
+        "ours": ours,
+        "ours_std": pick("ours_std"),
+        "diff": diffs,
+        "eval": pick("eval"),
+        **{m: pick(m) for m in ("eval_std", "seeds", "seeds_ok", "status", "training")},
+    }
     return shown, numbers
 
 
@@ -210,32 +274,41 @@ def _column_notes(label: str, sel: pd.DataFrame) -> list[str]:
     if len(by_training) > 1 and all(len(eps) == 1 for eps in by_training.values()):
         notes = [f"{label}: each cell from its own training (ids in the full grid table)"]
     else:
-        notes = [f"{label}: epochs {epochs_text(eps)} read from training `{tid}`"
-                 for tid, eps in sorted(by_training.items())]
+        notes = [
+            f"{label}: epochs {epochs_text(eps)} read from training `{tid}`" for tid, eps in sorted(by_training.items())
+        ]
     return notes + [f"{label} @ epochs {epochs_text(eps)}: {why}" for why, eps in by_failure.items()]
 
 
 # ---- the full grid ----------------------------------------------------------------------------------------
 
+
 def full_grid_table(results: pd.DataFrame, stats: pd.DataFrame | None = None) -> Table:
     """Every arch x activation x recipe x epochs cell of the grid, with the training it was read from."""
     stats = cell_stats(results) if stats is None else stats
-    display = pd.DataFrame({
-        "arch": stats["arch"], "activation": stats["activation"], "recipe": stats["recipe"],
-        "epochs": stats["epochs"].astype(str),
-        "published": [_num(p, "g") for p in stats["published"]],
-        "ours": [_acc(r, "ours", annotate=True) for _, r in stats.iterrows()],
-        "diff": [_num(d, "+.4f") for d in stats["diff"]],
-        "eval": [_acc(r, "eval") for _, r in stats.iterrows()],
-        "val_acc": [_num(x) for x in stats["val_acc"]],
-        "train_loss": [_num(x) for x in stats["train_loss"]],
-        "val_loss": [_num(x) for x in stats["val_loss"]],
-        "seconds": [_num(x, ".0f") for x in stats["seconds"]],
-        "seeds": [f"{r['seeds_ok']}/{r['seeds']}" for _, r in stats.iterrows()],
-        "training": stats["training"],
-    })
-    notes = [LEGEND, "seeds: cells ok / cells run. training: the training(s) each cell was read from. "
-             "seconds: training time up to that epoch (mean over ok seeds)."]
+    display = pd.DataFrame(
+        {
+            "arch": stats["arch"],
+            "activation": stats["activation"],
+            "recipe": stats["recipe"],
+            "epochs": stats["epochs"].astype(str),
+            "published": [_num(p, "g") for p in stats["published"]],
+            "ours": [_acc(r, "ours", annotate=True) for _, r in stats.iterrows()],
+            "diff": [_num(d, "+.4f") for d in stats["diff"]],
+            "eval": [_acc(r, "eval") for _, r in stats.iterrows()],
+            "val_acc": [_num(x) for x in stats["val_acc"]],
+            "train_loss": [_num(x) for x in stats["train_loss"]],
+            "val_loss": [_num(x) for x in stats["val_loss"]],
+            "seconds": [_num(x, ".0f") for x in stats["seconds"]],
+            "seeds": [f"{r['seeds_ok']}/{r['seeds']}" for _, r in stats.iterrows()],
+            "training": stats["training"],
+        }
+    )
+    notes = [
+        LEGEND,
+        "seeds: cells ok / cells run. training: the training(s) each cell was read from. "
+        "seconds: training time up to that epoch (mean over ok seeds).",
+    ]
     failed = stats[stats["failures"] != ""]
     for (arch, act, recipe, why), cells in failed.groupby(["arch", "activation", "recipe", "failures"]):
         notes.append(f"{arch} {act} [{recipe}] @ epochs {epochs_text(list(cells['epochs']))}: {why}")
@@ -244,16 +317,21 @@ def full_grid_table(results: pd.DataFrame, stats: pd.DataFrame | None = None) ->
 
 # ---- output -----------------------------------------------------------------------------------------------
 
+
 def _md_cell(x: object) -> str:
     return str(x).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 def to_markdown(table: Table) -> str:
     df = table.display
-    lines = [f"### {table.title}", "",
-             "| " + " | ".join(_md_cell(c) for c in df.columns) + " |",
-             "|" + "|".join("---" if c in ("arch", "activation", "recipe", "training") else "---:"
-                            for c in df.columns) + "|"]
+    lines = [
+        f"### {table.title}",
+        "",
+        "| " + " | ".join(_md_cell(c) for c in df.columns) + " |",
+        "|"
+        + "|".join("---" if c in ("arch", "activation", "recipe", "training") else "---:" for c in df.columns)
+        + "|",
+    ]
     lines += ["| " + " | ".join(_md_cell(x) for x in row) + " |" for row in df.itertuples(index=False)]
     lines += [""] + [f"- {_md_cell(n)}" for n in table.notes]
     return "\n".join(lines) + "\n"
@@ -289,5 +367,4 @@ def omitted_text(spec: TableSpec) -> str:
 def tables_markdown(results: pd.DataFrame) -> str:
     """The paper's four tables as Markdown, for printing at the end of a run."""
     tables = build_tables(results)
-    return "\n".join(to_markdown(t) if (t := tables[s.name]) else f"### {omitted_text(s)}\n"
-                     for s in PAPER_TABLES)
+    return "\n".join(to_markdown(t) if (t := tables[s.name]) else f"### {omitted_text(s)}\n" for s in PAPER_TABLES)

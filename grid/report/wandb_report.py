@@ -1,6 +1,6 @@
 """The grid's review report on W&B: accuracy and loss curves of its runs, and the paper's four tables.
 
-    python -m grid.wandb_report push RUN_DIR/wandb_report.json   # save a report written offline
+    python -m grid.report.wandb_report push RUN_DIR/wandb_report.json   # save a report written offline
 
 `publish(run_dir, project, entity)` describes the report as a small JSON-able spec, then, online, builds
 it with wandb-workspaces and saves it (returning its URL). Offline, or when saving fails, the spec goes to
@@ -18,12 +18,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from grid.wandb_log import WandbSettings, redact, resolved_mode
+from grid.wandb_settings import WandbSettings, redact, resolved_mode
 
 log = logging.getLogger(__name__)
 
 SPEC_FILE = "wandb_report.json"
-PAPER_TABLES = ("table_3_1", "table_3_2", "table_3_3", "table_3_4")  # grid.tables writes tables/<name>.md
+PAPER_TABLES = ("table_3_1", "table_3_2", "table_3_3", "table_3_4")  # grid.report.tables writes tables/<name>.md
 GROUP_BY = ("config.arch", "config.activation", "config.recipe")  # seeds of a cell form one line
 
 
@@ -50,15 +50,17 @@ def _grid_name(run_dir: Path) -> str:
 
 
 def _tables(run_dir: Path) -> tuple[list[dict[str, str]], list[str]]:
-    """([{name, markdown}] of the paper's tables that grid.tables wrote, notes on those missing)."""
+    """([{name, markdown}] of the paper's tables that grid.report.tables wrote, notes on those missing)."""
     found, notes = [], []
     for name in PAPER_TABLES:
         path = run_dir / "tables" / f"{name}.md"
         if path.is_file():
             found.append({"name": name, "markdown": path.read_text()})
         else:
-            notes.append(f"{name}: not in {run_dir / 'tables'} (not in this grid, or "
-                         f"`python -m grid.report {run_dir}` has not run)")
+            notes.append(
+                f"{name}: not in {run_dir / 'tables'} (not in this grid, or "
+                f"`python -m grid.report {run_dir}` has not run)"
+            )
     return found, notes
 
 
@@ -70,9 +72,14 @@ def report_spec(run_dir: Path, project: str, entity: str | None) -> dict[str, An
     return {
         "title": f"cifar-grid: {group}"[:128],
         "description": "Reproduction of the paper's CIFAR-10 grid (architecture x activation x epochs). "
-                       "Lines: one per architecture/activation/recipe, mean over seeds.",
-        "project": project, "entity": entity, "group": group, "groupby": list(GROUP_BY),
-        "panels": [asdict(p) for p in PANELS], "tables": tables, "notes": notes,
+        "Lines: one per architecture/activation/recipe, mean over seeds.",
+        "project": project,
+        "entity": entity,
+        "group": group,
+        "groupby": list(GROUP_BY),
+        "panels": [asdict(p) for p in PANELS],
+        "tables": tables,
+        "notes": notes,
     }
 
 
@@ -80,16 +87,34 @@ def build_report(spec: dict[str, Any], entity: str) -> Any:
     """The `wandb_workspaces.reports.v2.Report` of a spec; builds offline, saving needs the network."""
     import wandb_workspaces.reports.v2 as wr  # here: importing it imports wandb (seconds)
 
-    runset = wr.Runset(entity=entity, project=spec["project"], name=spec["group"],
-                       filters=f"Group = '{spec['group']}'", groupby=list(spec["groupby"]))
-    panels = [wr.LinePlot(title=p["title"], x=p["x"], y=list(p["y"]), title_x=p["x"],
-                          groupby_aggfunc="mean", groupby_rangefunc="minmax") for p in spec["panels"]]
-    blocks: list[Any] = [wr.H1("Accuracy and loss per epoch"), wr.PanelGrid(runsets=[runset], panels=panels),
-                         wr.H1("The paper's tables")]
+    runset = wr.Runset(
+        entity=entity,
+        project=spec["project"],
+        name=spec["group"],
+        filters=f"Group = '{spec['group']}'",
+        groupby=list(spec["groupby"]),
+    )
+    panels = [
+        wr.LinePlot(
+            title=p["title"],
+            x=p["x"],
+            y=list(p["y"]),
+            title_x=p["x"],
+            groupby_aggfunc="mean",
+            groupby_rangefunc="minmax",
+        )
+        for p in spec["panels"]
+    ]
+    blocks: list[Any] = [
+        wr.H1("Accuracy and loss per epoch"),
+        wr.PanelGrid(runsets=[runset], panels=panels),
+        wr.H1("The paper's tables"),
+    ]
     blocks += [wr.MarkdownBlock(text=t["markdown"]) for t in spec["tables"]]
     blocks += [wr.MarkdownBlock(text="\n".join(f"- {n}" for n in spec["notes"]))] if spec["notes"] else []
-    return wr.Report(project=spec["project"], entity=entity, title=spec["title"],
-                     description=spec["description"], blocks=blocks)
+    return wr.Report(
+        project=spec["project"], entity=entity, title=spec["title"], description=spec["description"], blocks=blocks
+    )
 
 
 def push(spec: dict[str, Any]) -> str:
@@ -117,15 +142,18 @@ def publish(run_dir: Path, project: str | None, entity: str | None) -> str:
         try:
             return push(spec)
         except Exception as e:  # noqa: BLE001 - the spec below keeps the report for a later push
-            log.warning("W&B report not saved (%s: %s); writing its spec instead",
-                        type(e).__name__, redact(str(e)).split("\n")[0])
+            log.warning(
+                "W&B report not saved (%s: %s); writing its spec instead",
+                type(e).__name__,
+                redact(str(e)).split("\n")[0],
+            )
     path = write_spec(run_dir, spec)
-    log.info("W&B report spec written to %s; save it with `python -m grid.wandb_report push %s`", path, path)
+    log.info("W&B report spec written to %s; save it with `python -m grid.report.wandb_report push %s`", path, path)
     return str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m grid.wandb_report", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m grid.report.wandb_report", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("push", help="save a report written offline").add_argument("spec", type=Path)
     args = p.parse_args(argv)

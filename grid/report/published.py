@@ -31,32 +31,54 @@ class PublishedNote:
 
 
 PUBLISHED: tuple[Published, ...] = (
-    Published("3-1", "baseline", "relu", 100, 0.5797,
-              "notebook run (ImageNet Classification.ipynb), 100 epochs"),
-    Published("3-2", "baseline", "leaky_relu", 10, 0.61,
-              "text, §3.2.4: 'achieving 0.61 accuracy after only 10 epochs' (two digits only)"),
-    Published("3-2", "baseline", "swish", 100, 0.5985,
-              "notebook run (ImageNet Classification_Swish.ipynb), 100 epochs"),
-    Published("3-3", "improved", "relu", 10, 0.6856,
-              "derived from the text, §3.2.6: ResNet-18's 0.7088 at 10 epochs is "
-              "'a 0.0232 improvement over the improved model', so 0.7088 - 0.0232"),
+    Published("3-1", "baseline", "relu", 100, 0.5797, "notebook run (ImageNet Classification.ipynb), 100 epochs"),
+    Published(
+        "3-2",
+        "baseline",
+        "leaky_relu",
+        10,
+        0.61,
+        "text, §3.2.4: 'achieving 0.61 accuracy after only 10 epochs' (two digits only)",
+    ),
+    Published(
+        "3-2", "baseline", "swish", 100, 0.5985, "notebook run (ImageNet Classification_Swish.ipynb), 100 epochs"
+    ),
+    Published(
+        "3-3",
+        "improved",
+        "relu",
+        10,
+        0.6856,
+        "derived from the text, §3.2.6: ResNet-18's 0.7088 at 10 epochs is "
+        "'a 0.0232 improvement over the improved model', so 0.7088 - 0.0232",
+    ),
     Published("3-3", "improved", "relu", 100, 0.7509, "text, §3.2.5 and abstract: 0.7509 after 100 epochs"),
     Published("3-4", "resnet18", "relu", 10, 0.7088, "text, §3.2.6: 0.7088 after 10 epochs"),
 )
 
 NOTES: tuple[PublishedNote, ...] = (
-    PublishedNote("3-1", "baseline", "relu",
-                  "the text says accuracy peaks at 30 epochs (§3.2.3); "
-                  "that value is in the paper's figure only"),
-    PublishedNote("3-2", "baseline", "leaky_relu",
-                  "a notebook run reports 0.5853 without an epoch count, so it is not compared here"),
-    PublishedNote("3-2", "baseline", "swish",
-                  "the text says accuracy falls with more epochs for every activation (§3.2.4)"),
-    PublishedNote("3-3", "improved", "relu",
-                  "the published 100-epoch value was measured with dropout active "
-                  "(the notebooks never call net.eval())"),
-    PublishedNote("3-4", "resnet18", "relu",
-                  "the paper trained ResNet-18 for 10 epochs only (hardware limits)"),
+    PublishedNote(
+        "3-1",
+        "baseline",
+        "relu",
+        "the text says accuracy peaks at 30 epochs (§3.2.3); that value is in the paper's figure only",
+    ),
+    PublishedNote(
+        "3-2",
+        "baseline",
+        "leaky_relu",
+        "a notebook run reports 0.5853 without an epoch count, so it is not compared here",
+    ),
+    PublishedNote(
+        "3-2", "baseline", "swish", "the text says accuracy falls with more epochs for every activation (§3.2.4)"
+    ),
+    PublishedNote(
+        "3-3",
+        "improved",
+        "relu",
+        "the published 100-epoch value was measured with dropout active (the notebooks never call net.eval())",
+    ),
+    PublishedNote("3-4", "resnet18", "relu", "the paper trained ResNet-18 for 10 epochs only (hardware limits)"),
 )
 
 _BY_KEY = {(p.arch, p.activation, p.epochs): p for p in PUBLISHED}
@@ -75,8 +97,11 @@ def value(arch: str, activation: str, epochs: int) -> float:
 
 def notes_for(arch: str, activation: str) -> list[str]:
     """Every note about one model: the published values' sources, then the values without an epoch count."""
-    rows = [f"{p.epochs} epochs = {p.accuracy:g}: {p.note}" for p in PUBLISHED
-            if (p.arch, p.activation) == (arch, activation)]
+    rows = [
+        f"{p.epochs} epochs = {p.accuracy:g}: {p.note}"
+        for p in PUBLISHED
+        if (p.arch, p.activation) == (arch, activation)
+    ]
     return rows + [n.note for n in NOTES if (n.arch, n.activation) == (arch, activation)]
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import models
-from grid.recipes import RECIPES, Recipe
+from grid.train.recipes import RECIPES, Recipe
 
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -16,8 +16,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from grid import atomic, published
-from grid.tables import cell_stats
+from grid import atomic
+from grid.report import published
+from grid.report.tables import cell_stats
 
 LOSS_PANELS_PER_FIGURE = 12  # 4 rows x 3: one readable PNG per 12 trainings
 
@@ -52,9 +53,11 @@ def plot_accuracy(results: pd.DataFrame, path: str | Path) -> Path:
             ax.plot(*zip(*pubs, strict=True), "D", ms=9, color=color, mec="black", ls="none")
         line.set_label(f"{arch} {act}" + (f" [{recipe}]" if len(recipes) > 1 else ""))
         handles.append(line)
-    handles += [Line2D([], [], color="grey", ls="-", marker="o", ms=3, label="measured as published"),
-                Line2D([], [], color="grey", ls="--", label="eval mode"),
-                Line2D([], [], color="grey", ls="none", marker="D", mec="black", label="paper")]
+    handles += [
+        Line2D([], [], color="grey", ls="-", marker="o", ms=3, label="measured as published"),
+        Line2D([], [], color="grey", ls="--", label="eval mode"),
+        Line2D([], [], color="grey", ls="none", marker="D", mec="black", label="paper"),
+    ]
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_xlabel("training epochs")
     ax.set_ylabel("test accuracy")
@@ -78,8 +81,11 @@ def _loss_panel(ax: Axes, h: pd.DataFrame, title: str) -> None:
 
 
 def _describe(row: pd.Series) -> str:
-    return " ".join(f"{k} {row[k]}" if k == "seed" else str(row[k])
-                    for k in ("arch", "activation", "recipe", "seed") if k in row.index)
+    return " ".join(
+        f"{k} {row[k]}" if k == "seed" else str(row[k])
+        for k in ("arch", "activation", "recipe", "seed")
+        if k in row.index
+    )
 
 
 def plot_losses(history: pd.DataFrame, out_dir: str | Path) -> list[Path]:
@@ -91,14 +97,14 @@ def plot_losses(history: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     trainings = list(history.groupby("training_id", sort=True))
     paths = []
     for page, start in enumerate(range(0, len(trainings), LOSS_PANELS_PER_FIGURE), 1):
-        chunk = trainings[start:start + LOSS_PANELS_PER_FIGURE]
+        chunk = trainings[start : start + LOSS_PANELS_PER_FIGURE]
         ncols = min(3, len(chunk))
         nrows = math.ceil(len(chunk) / ncols)
         fig = Figure(figsize=(4 * ncols, 2.8 * nrows))
         axes = fig.subplots(nrows, ncols, squeeze=False)
         for ax, (tid, h) in zip(axes.flat, chunk, strict=False):
             _loss_panel(ax, h, f"{_describe(h.iloc[0])}\n{tid}")
-        for ax in list(axes.flat)[len(chunk):]:
+        for ax in list(axes.flat)[len(chunk) :]:
             ax.set_visible(False)
         axes.flat[0].legend(fontsize=7)
         fig.supxlabel("epoch", fontsize=8)

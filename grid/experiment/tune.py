@@ -12,14 +12,15 @@ Facts about Ray 2.60 (Train V2) this module is built around:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from grid import envvars
-from grid.spec import GridError, GridSpec
+from grid.experiment.spec import GridError, GridSpec
 
 DRIVER_RESOURCE = "TRAIN_DRIVER"
 # Ray-side settings the project needs wherever it runs (passed to every Ray process via runtime_env).
@@ -69,8 +70,13 @@ def start_ray(address: str | None, verbose: bool, extra_env: dict[str, str] | No
     else:
         # address="local": always a new Ray of our own, never a `ray start` cluster left on this machine.
         # Its head node is this machine and hosts the trial drivers.
-        ray.init(address="local", resources={DRIVER_RESOURCE: 1024}, runtime_env=runtime_env,
-                 log_to_driver=verbose, logging_level=level)  # fmt: skip
+        ray.init(
+            address="local",
+            resources={DRIVER_RESOURCE: 1024},
+            runtime_env=runtime_env,
+            log_to_driver=verbose,
+            logging_level=level,
+        )
 
 
 def plan_resources(spec: GridSpec, trainings: int, *, autoscaling: bool = False) -> Resources:
@@ -83,13 +89,17 @@ def plan_resources(spec: GridSpec, trainings: int, *, autoscaling: bool = False)
     total = ray.cluster_resources()
     cpus, gpus, drivers = int(total.get("CPU", 0)), total.get("GPU", 0.0), int(total.get(DRIVER_RESOURCE, 0))
     if not drivers:
-        raise GridError(f"the cluster has no {DRIVER_RESOURCE!r} resource for the trial drivers; give its head "
-                        f"node some, e.g. --resources='{{\"{DRIVER_RESOURCE}\": 24}}' (cluster.yaml does)")  # fmt: skip
+        raise GridError(
+            f"the cluster has no {DRIVER_RESOURCE!r} resource for the trial drivers; give its head "
+            f"node some, e.g. --resources='{{\"{DRIVER_RESOURCE}\": 24}}' (cluster.yaml does)"
+        )
     need_cpus = spec.workers * spec.cpus_per_worker
     waits_for_gpus = autoscaling and spec.device == "cuda"
     if need_cpus > cpus and not waits_for_gpus:
-        raise GridError(f"{spec.workers} workers x {spec.cpus_per_worker} CPUs per training need {need_cpus} "
-                        f"CPUs but the cluster has {cpus}")  # fmt: skip
+        raise GridError(
+            f"{spec.workers} workers x {spec.cpus_per_worker} CPUs per training need {need_cpus} "
+            f"CPUs but the cluster has {cpus}"
+        )
     if spec.device == "cuda" and gpus == 0 and not waits_for_gpus:
         raise GridError("--device cuda but the cluster has no GPU")
     fraction = 0.0
@@ -110,7 +120,7 @@ def run_trial(config: dict[str, Any]) -> None:
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from grid.worker import train_loop
+    from grid.experiment.worker import train_loop
 
     res: Resources = config["resources"]
     per_worker = {"CPU": res.cpus_per_worker}
@@ -119,14 +129,16 @@ def run_trial(config: dict[str, Any]) -> None:
     trainer = TorchTrainer(
         train_loop,
         train_loop_config=config["job"],
-        scaling_config=ScalingConfig(num_workers=res.workers, use_gpu=bool(res.gpu_per_training),
-                                     resources_per_worker=per_worker),  # fmt: skip
+        scaling_config=ScalingConfig(
+            num_workers=res.workers, use_gpu=bool(res.gpu_per_training), resources_per_worker=per_worker
+        ),
         run_config=RunConfig(
             name=config["train_run_name"],
             storage_path=config["storage_path"],
             storage_filesystem=config["storage_filesystem"],
-            failure_config=FailureConfig(max_failures=config["max_failures"],
-                                         controller_failure_limit=CONTROLLER_FAILURE_LIMIT),  # fmt: skip
+            failure_config=FailureConfig(
+                max_failures=config["max_failures"], controller_failure_limit=CONTROLLER_FAILURE_LIMIT
+            ),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             callbacks=[TuneReportCallback()],
             worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": str(res.cpus_per_worker)}},
@@ -135,8 +147,16 @@ def run_trial(config: dict[str, Any]) -> None:
     trainer.fit()
 
 
-def run_tune(trials: list[dict[str, Any]], *, experiment: str, storage_path: str, storage_filesystem,
-             max_concurrent: int, callbacks: list, verbose: bool):  # fmt: skip
+def run_tune(
+    trials: list[dict[str, Any]],
+    *,
+    experiment: str,
+    storage_path: str,
+    storage_filesystem,
+    max_concurrent: int,
+    callbacks: list,
+    verbose: bool,
+):
     """Run the pending trainings as one Tune grid; returns Tune's ResultGrid."""
     from ray import tune
 
@@ -146,19 +166,41 @@ def run_tune(trials: list[dict[str, Any]], *, experiment: str, storage_path: str
     tuner = tune.Tuner(
         tune.with_resources(trainable, {DRIVER_RESOURCE: 1}),
         param_space={"training": tune.grid_search(list(by_name))},  # Tune starts trials in this order
-        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent,
-                                    trial_name_creator=lambda t: t.config["training"],
-                                    trial_dirname_creator=lambda t: t.config["training"]),  # fmt: skip
-        run_config=tune.RunConfig(name=experiment, storage_path=storage_path,
-                                  storage_filesystem=storage_filesystem, callbacks=callbacks,
-                                  verbose=2 if verbose else 0),  # fmt: skip
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=max_concurrent,
+            trial_name_creator=lambda t: t.config["training"],
+            trial_dirname_creator=lambda t: t.config["training"],
+        ),
+        run_config=tune.RunConfig(
+            name=experiment,
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
+            callbacks=callbacks,
+            verbose=2 if verbose else 0,
+        ),
     )
     # Tune's newer console output prints its own banner and paths even at verbose=0; the legacy reporter is
     # silent there, which leaves the grid's own progress lines alone on the console.
     quiet = {} if verbose else {"RAY_AIR_NEW_OUTPUT": "0"}
-    with envvars.set_temporarily(quiet):
+    with set_temporarily(quiet):
         return tuner.fit()
 
 
 def _trial_by_name(config: dict[str, Any], trials: dict[str, dict[str, Any]]) -> None:
     run_trial(trials[config["training"]])
+
+
+@contextlib.contextmanager
+def set_temporarily(values: Mapping[str, str]) -> Iterator[None]:
+    """Sets `values` in os.environ (so that child processes inherit them); on exit restores those keys alone,
+    leaving whatever else changed meanwhile."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import models
 from grid.atomic import write_json
-from grid.config import DEVICES, TrainConfig
-from grid.recipes import RECIPES
+from grid.train.config import DEVICES, TrainConfig
+from grid.train.recipes import RECIPES
 
 EXIT_USAGE = 2
 
@@ -59,19 +59,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = TrainConfig(
-            arch=args.arch, activation=args.activation, recipe=args.recipe, seed=args.seed, epochs=args.epochs,
-            device=args.device, checkpoint_every=args.checkpoint_every, max_train_images=args.max_train_images,
-            max_eval_images=args.max_eval_images, threads=args.threads,
-        )  # fmt: skip
+            arch=args.arch,
+            activation=args.activation,
+            recipe=args.recipe,
+            seed=args.seed,
+            epochs=args.epochs,
+            device=args.device,
+            checkpoint_every=args.checkpoint_every,
+            max_train_images=args.max_train_images,
+            max_eval_images=args.max_eval_images,
+            threads=args.threads,
+        )
     except ValueError as e:
         return _fail(str(e))
 
     import data  # after argument checks: bad usage fails fast, before torch's data stack loads
-    from grid.training import Diverged, Training
+    from grid.train.training import Diverged, Training
 
     try:
-        cifar = data.load(args.data, val_size=cfg.val_size, split_seed=cfg.split_seed,
-                          max_train_images=cfg.max_train_images, max_eval_images=cfg.max_eval_images)  # fmt: skip
+        cifar = data.load(
+            args.data,
+            val_size=cfg.val_size,
+            split_seed=cfg.split_seed,
+            max_train_images=cfg.max_train_images,
+            max_eval_images=cfg.max_eval_images,
+        )
         training = Training(cfg, cifar)
     except (data.DataError, ValueError) as e:
         return _fail(str(e))
@@ -83,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resumed {cfg.training_id} at epoch {training.epoch} from {ckpt}")
         if training.epoch > cfg.epochs:
             return _fail(f"{ckpt}: checkpoint is at epoch {training.epoch}, past --epochs {cfg.epochs}")
-    print(f"training {cfg.training_id} on {training.device}: {len(cifar.train.labels):,} train, "
-          f"{len(cifar.val.labels):,} val, {len(cifar.test.labels):,} test images -> {out}")  # fmt: skip
+    print(
+        f"training {cfg.training_id} on {training.device}: {len(cifar.train.labels):,} train, "
+        f"{len(cifar.val.labels):,} val, {len(cifar.test.labels):,} test images -> {out}"
+    )
 
     while training.epoch < cfg.epochs:
         try:

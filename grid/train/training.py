@@ -20,12 +20,12 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 import models
-from grid import checkpoint
-from grid.artifacts import plot_predictions, write_submission
-from grid.config import TrainConfig
-from grid.cuda_graph import GraphedStep
-from grid.device_data import DeviceSplit, Normalize, random_crop_flip
-from grid.evaluate import (
+from grid.train import checkpoint
+from grid.train.artifacts import plot_predictions, write_submission
+from grid.train.config import TrainConfig
+from grid.train.cuda_graph import GraphedStep
+from grid.train.device_data import DeviceSplit, Normalize, random_crop_flip
+from grid.train.evaluate import (
     PUBLISHED_BATCH,
     PublishedPass,
     depends_on_mode,
@@ -34,8 +34,20 @@ from grid.evaluate import (
     predictions,
 )
 
-METRIC_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_acc", "test_acc_as_published",
-               "lr", "epoch_seconds", "eval_seconds", "images_per_second", "finished_at")  # fmt: skip
+METRIC_KEYS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "test_acc",
+    "test_acc_as_published",
+    "lr",
+    "epoch_seconds",
+    "eval_seconds",
+    "images_per_second",
+    "finished_at",
+)
 PUBLISHED_ORDER_SEED = 0  # the published-style evaluation's fixed, mixed order of the test set
 
 
@@ -58,8 +70,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Training:
-    def __init__(self, cfg: TrainConfig, data, device: torch.device | str | None = None, *, rank: int = 0,
-                 world_size: int = 1, cuda_graph: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data,
+        device: torch.device | str | None = None,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        cuda_graph: bool = True,
+    ) -> None:
         """`data` is a `data.Cifar10`. `device` None: from `cfg.device`. Under torch.distributed (initialised,
         world_size > 1) the model is wrapped in DDP and each rank trains on its slice of every global batch.
         `cuda_graph`: replay the training step as a CUDA graph where `graph_supported` (same numbers as eager
@@ -82,8 +102,9 @@ class Training:
         # load_state_dict copies into the captured parameters and buffers in place.
         self.published = None
         if depends_on_mode(self.model):
-            self.published = PublishedPass(self.model, self._forward, self.test_set, self.published_batches,
-                                           graphed=self.use_cuda_graph)  # fmt: skip
+            self.published = PublishedPass(
+                self.model, self._forward, self.test_set, self.published_batches, graphed=self.use_cuda_graph
+            )
         self.epoch = 0
         self.history: list[dict[str, float]] = []
 
@@ -146,8 +167,9 @@ class Training:
         own (augmentation), so: CUDA, one process, constant lr, no augmentation. Every registered architecture
         is graph-safe: no host syncs or data-dependent control flow, and dropout draws from the default CUDA
         generator, which graphs handle."""
-        return (self.device.type == "cuda" and not self.distributed and self.scheduler is None
-                and not self.recipe.augment)  # fmt: skip
+        return (
+            self.device.type == "cuda" and not self.distributed and self.scheduler is None and not self.recipe.augment
+        )
 
     # ---- training ---------------------------------------------------------------------------------------
 

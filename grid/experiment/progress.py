@@ -9,8 +9,9 @@ from ray.tune import Callback
 
 
 class Progress(Callback):
-    def __init__(self, epochs_by_training: dict[str, int], *, every_s: float = 30.0,
-                 resumed_from: dict[str, int] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, epochs_by_training: dict[str, int], *, every_s: float = 30.0, resumed_from: dict[str, int] | None = None
+    ) -> None:
         """`resumed_from`: epochs already in the checkpoints of trainings that continue (--resume)."""
         self.epochs = epochs_by_training  # target epochs of each pending training
         self.done_epochs: dict[str, int] = dict(resumed_from or {})

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.fs as pafs
 
-from grid.plan import PlannedTraining
-from grid.worker import STATUS_FILE
+from grid.experiment.plan import PlannedTraining
+from grid.experiment.worker import STATUS_FILE
 
 METRICS_FILE = "metrics.json"
 ARTIFACTS = ("submission.csv", "predictions.png")
@@ -42,8 +42,9 @@ class Outcome:
 def read_outcome(fs: pafs.FileSystem, train_dir: str) -> Outcome:
     """The latest `epoch_NNNN` checkpoint under a Train run folder, or a `missing` outcome."""
     infos = fs.get_file_info(pafs.FileSelector(train_dir, allow_not_found=True))
-    checkpoints = sorted(i.path for i in infos
-                         if i.type == pafs.FileType.Directory and i.base_name.startswith("epoch_"))  # fmt: skip
+    checkpoints = sorted(
+        i.path for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("epoch_")
+    )
     for latest in reversed(checkpoints):
         try:
             status = json.loads(_read(fs, posixpath.join(latest, STATUS_FILE)))
@@ -73,26 +74,47 @@ def cell_rows(planned: PlannedTraining, outcome: Outcome) -> list[dict]:
     cfg, history = planned.config, outcome.history
     rows = []
     for epochs in planned.cells:
-        row = {"arch": cfg.arch, "activation": cfg.activation, "recipe": cfg.recipe, "seed": cfg.seed,
-               "epochs": epochs, "training_id": cfg.training_id}  # fmt: skip
+        row = {
+            "arch": cfg.arch,
+            "activation": cfg.activation,
+            "recipe": cfg.recipe,
+            "seed": cfg.seed,
+            "epochs": epochs,
+            "training_id": cfg.training_id,
+        }
         if epochs <= len(history):
             h = history[epochs - 1]
             seconds = sum(e["epoch_seconds"] + e["eval_seconds"] for e in history[:epochs])
-            row.update({k: h[k] for k in ("test_acc", "test_acc_as_published", "val_acc", "train_loss", "val_loss")},
-                       status="ok", seconds=seconds, error="")  # fmt: skip
+            row.update(
+                {k: h[k] for k in ("test_acc", "test_acc_as_published", "val_acc", "train_loss", "val_loss")},
+                status="ok",
+                seconds=seconds,
+                error="",
+            )
         else:
             status = outcome.status if outcome.status in ("diverged", "failed") else "missing"
             error = outcome.error or ("training did not reach this epoch" if status == "missing" else "")
-            row.update({k: math.nan for k in ("test_acc", "test_acc_as_published", "val_acc", "train_loss",
-                                               "val_loss", "seconds")}, status=status, error=error)  # fmt: skip
+            row.update(
+                {
+                    k: math.nan
+                    for k in ("test_acc", "test_acc_as_published", "val_acc", "train_loss", "val_loss", "seconds")
+                },
+                status=status,
+                error=error,
+            )
         rows.append(row)
     return rows
 
 
 def history_rows(planned: PlannedTraining, outcome: Outcome) -> list[dict]:
     cfg = planned.config
-    ident = {"training_id": cfg.training_id, "arch": cfg.arch, "activation": cfg.activation,
-             "recipe": cfg.recipe, "seed": cfg.seed}  # fmt: skip
+    ident = {
+        "training_id": cfg.training_id,
+        "arch": cfg.arch,
+        "activation": cfg.activation,
+        "recipe": cfg.recipe,
+        "seed": cfg.seed,
+    }
     return [{**ident, **h} for h in outcome.history]
 
 
