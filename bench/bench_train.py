@@ -61,7 +61,7 @@ def subset(cifar: data.Cifar10, n_train: int) -> data.Cifar10:
 def training_vs_floor(arch: str, cifar: data.Cifar10, rounds: int, steps: int | None) -> tuple[dict, Training]:
     """Per-step seconds of `Training` (train part of run_epoch) and of the floor, best of `rounds`."""
     cifar = subset(cifar, steps * PAPER.batch_size) if steps else cifar
-    training = Training(TrainConfig(arch, "relu", device="cpu"), cifar)
+    training = Training(TrainConfig(arch=arch, activation="relu", device="cpu"), cifar)
     torch.manual_seed(0)
     model = models.build(arch, "relu")
     optimizer = PAPER.optimizer(model.parameters(), PAPER.lr)

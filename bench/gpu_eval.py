@@ -39,7 +39,7 @@ def timed(fn, device: torch.device) -> tuple[float, object]:
 
 
 def measure(arch: str, cifar, device: str) -> dict:
-    training = Training(TrainConfig(arch, "relu", device=device), cifar)
+    training = Training(TrainConfig(arch=arch, activation="relu", device=device), cifar)
     dev = training.device
     training.run_epoch()  # warms up: CUDA graphs captured, cuDNN's algorithms picked, the caches filled
     epoch = training.run_epoch()

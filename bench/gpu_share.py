@@ -35,7 +35,7 @@ def worker(arch: str, steps: int, device: str, cudnn_benchmark: bool, barrier, r
     from grid.train.config import TrainConfig
     from grid.train.training import Training
 
-    training = Training(TrainConfig(arch, "relu", device=device), synthetic(steps * 32, n_eval=32))
+    training = Training(TrainConfig(arch=arch, activation="relu", device=device), synthetic(steps * 32, n_eval=32))
     training._train_epoch()  # warm-up and capture
     if device == "cuda":
         torch.cuda.synchronize()

@@ -40,7 +40,7 @@ def synthetic(n_train: int, n_eval: int = 1000) -> data.Cifar10:
 
 def measure(arch: str, cifar: data.Cifar10, device: str, graph: bool) -> dict:
     """Two epochs of `steps` steps: the first warms up (and captures), the second is timed."""
-    training = Training(TrainConfig(arch, "relu", device=device), cifar, cuda_graph=graph)
+    training = Training(TrainConfig(arch=arch, activation="relu", device=device), cifar, cuda_graph=graph)
     first = training.run_epoch()
     second = training.run_epoch()
     weights = torch.cat([p.detach().flatten().float().cpu() for p in training.model.parameters()])

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
+from grid.settings import setting, validate
+
 Mode = Literal["auto", "online", "offline", "disabled"]
 MODES: tuple[str, ...] = ("auto", "online", "offline", "disabled")
 DEFAULT_BASE_URL = "https://api.wandb.ai"
@@ -19,16 +21,17 @@ DEFAULT_BASE_URL = "https://api.wandb.ai"
 
 @dataclass(frozen=True)
 class WandbSettings:
-    mode: Mode = "auto"  # auto: online when an API key is configured, otherwise offline
-    project: str = "cifar-grid"
-    entity: str | None = None
+    mode: Mode = setting(
+        "auto", flag="--wandb", choices=MODES, help="auto: online when an API key is configured, else offline"
+    )
+    project: str = setting("cifar-grid", flag="--wandb-project", help="the W&B project")
+    entity: str | None = setting(None, flag="--wandb-entity", help="the W&B entity (default: the key's own)")
     dir: Path | None = None  # holds the run folders: the grid's runs/NAME/wandb (None: wandb's ./wandb)
     init_timeout: float = 5.0  # seconds wandb.init may take before W&B is given up for the training
     finish_timeout: float = 15.0  # seconds finish() may upload; what is left stays on disk for `wandb sync`
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"unknown W&B mode {self.mode!r}; choose from {', '.join(MODES)}")
+        validate(self)
         if self.dir is not None:
             object.__setattr__(self, "dir", Path(self.dir))
 

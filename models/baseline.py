@@ -3,6 +3,7 @@
 from torch import nn
 
 from models.activations import ActivationFactory
+from models.registry import Architecture
 
 
 def baseline(act: ActivationFactory) -> nn.Module:
@@ -20,3 +21,6 @@ def baseline(act: ActivationFactory) -> nn.Module:
         act(),
         nn.Linear(84, 10),
     )
+
+
+ARCHITECTURE = Architecture("baseline", baseline, forward_mflops=1.30)

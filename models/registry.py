@@ -1,23 +1,39 @@
-"""Architecture registry and `build`: a new architecture or activation is one entry."""
+"""Architecture registry and `build`. A new architecture is one file: `models/<name>.py` defining
+`ARCHITECTURE = Architecture(...)`; a new activation is one entry of `models.activations.ACTIVATIONS`."""
 
+import importlib
+import pkgutil
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from torch import nn
 
 from models.activations import ACTIVATIONS, ActivationFactory
-from models.baseline import baseline
-from models.improved import improved
-from models.resnet import resnet18
 
-ARCHS: dict[str, Callable[[ActivationFactory], nn.Module]] = {
-    "baseline": baseline,
-    "improved": improved,
-    "resnet18": resnet18,
-}
 
-# Forward FLOPs per 32x32 image (torch.utils.flop_counter, eval mode; a test keeps them true): the grid
-# starts its costliest trainings first, so that the short ones fill the end instead of one long one.
-FORWARD_MFLOPS: dict[str, float] = {"baseline": 1.30, "improved": 23.0, "resnet18": 74.0}
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    build: Callable[[ActivationFactory], nn.Module]  # a freshly initialised model from the global torch RNG
+    # Forward FLOPs per 32x32 image (torch.utils.flop_counter, eval mode; a test keeps it true): the grid
+    # starts its costliest trainings first, so that the short ones fill the end instead of one long one.
+    forward_mflops: float
+
+
+def _discover() -> dict[str, Architecture]:
+    """Every module of this package that defines ARCHITECTURE, in module-name order."""
+    found: dict[str, Architecture] = {}
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
+        arch = getattr(importlib.import_module(f"models.{info.name}"), "ARCHITECTURE", None)
+        if isinstance(arch, Architecture):
+            found[arch.name] = arch
+    return found
+
+
+_ARCHITECTURES = _discover()
+ARCHS: dict[str, Callable[[ActivationFactory], nn.Module]] = {n: a.build for n, a in _ARCHITECTURES.items()}
+FORWARD_MFLOPS: dict[str, float] = {n: a.forward_mflops for n, a in _ARCHITECTURES.items()}
 
 
 def build(arch: str, activation: str) -> nn.Module:

@@ -167,7 +167,7 @@ def test_resolved_mode_follows_the_configured_key(tmp_path: Path, monkeypatch: p
     (config / "settings").write_text(f"[default]\napi_key = {FAKE_KEY}\n")
     assert resolved_mode(auto) == "online"
 
-    with pytest.raises(ValueError, match="unknown W&B mode"):
+    with pytest.raises(ValueError, match="--wandb: unknown 'cloud'"):
         WandbSettings(mode="cloud")  # type: ignore[arg-type]
 
 

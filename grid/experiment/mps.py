@@ -1,8 +1,7 @@
 """CUDA MPS around a local grid, so that the trainings sharing a GPU run their kernels at the same time.
 
-At batch 32 a graph-replayed training keeps the GPU busy with kernels far too small to fill it. Without MPS
-the processes sharing a GPU take turns: measured (bench/gpu_share.py, H200), 4 trainings at once summed 0.96-
-0.98x the steps/s of one alone; under MPS 2.60x (baseline), 2.05x (improved), 1.83x (resnet18).
+At batch 32 a graph-replayed training keeps the GPU busy with kernels far too small to fill it; without MPS
+the processes sharing a GPU take turns (measured: README, "How long it takes").
 
 The daemon gets private pipe and log folders: only the processes given its environment (this grid's Ray and
 its workers) connect to it; every other CUDA program on the machine goes on as before.

@@ -9,11 +9,12 @@ training per cell instead.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 
 from grid.experiment.spec import GridSpec
-from grid.train.config import TrainConfig
+from grid.train.config import TrainConfig, TrainSettings
 from grid.train.recipes import RECIPES
 
 
@@ -30,23 +31,17 @@ class PlannedTraining:
 def plan(spec: GridSpec) -> list[PlannedTraining]:
     share_prefixes = not RECIPES[spec.recipe].depends_on_total_epochs
     epochs = sorted(set(spec.epochs))
+    shared = {f.name: getattr(spec, f.name) for f in dataclasses.fields(TrainSettings)}
     trainings = []
     for arch, activation, seed in itertools.product(spec.archs, spec.activations, spec.seeds):
         groups = [tuple(epochs)] if share_prefixes else [(e,) for e in epochs]
         for cells in groups:
             config = TrainConfig(
+                **shared,
                 arch=arch,
                 activation=activation,
-                recipe=spec.recipe,
                 seed=seed,
                 epochs=max(cells),
-                batch_size=spec.batch_size,
-                lr=spec.lr,
-                val_size=spec.val_size,
-                device=spec.device,
-                checkpoint_every=spec.checkpoint_every,
-                max_train_images=spec.max_train_images,
-                max_eval_images=spec.max_eval_images,
                 threads=spec.cpus_per_worker,
             )
             trainings.append(PlannedTraining(config, cells))

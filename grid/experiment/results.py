@@ -17,11 +17,17 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from grid.experiment.plan import PlannedTraining
-from grid.experiment.worker import STATUS_FILE
+from grid.files import ARTIFACTS, METRICS_FILE, STATUS_FILE
 
-METRICS_FILE = "metrics.json"
-ARTIFACTS = ("submission.csv", "predictions.png")
-FINISHED = ("ok", "diverged")  # a training in one of these states is never rerun
+FINISHED = ("ok", "diverged")
+# The per-epoch metrics each results row (cell) carries from its training's history at that epoch.
+CELL_METRICS = (
+    "test_acc",
+    "test_acc_as_published",
+    "val_acc",
+    "train_loss",
+    "val_loss",
+)  # a training in one of these states is never rerun
 
 
 @dataclass
@@ -86,7 +92,7 @@ def cell_rows(planned: PlannedTraining, outcome: Outcome) -> list[dict]:
             h = history[epochs - 1]
             seconds = sum(e["epoch_seconds"] + e["eval_seconds"] for e in history[:epochs])
             row.update(
-                {k: h[k] for k in ("test_acc", "test_acc_as_published", "val_acc", "train_loss", "val_loss")},
+                {k: h[k] for k in CELL_METRICS},
                 status="ok",
                 seconds=seconds,
                 error="",
@@ -95,10 +101,7 @@ def cell_rows(planned: PlannedTraining, outcome: Outcome) -> list[dict]:
             status = outcome.status if outcome.status in ("diverged", "failed") else "missing"
             error = outcome.error or ("training did not reach this epoch" if status == "missing" else "")
             row.update(
-                {
-                    k: math.nan
-                    for k in ("test_acc", "test_acc_as_published", "val_acc", "train_loss", "val_loss", "seconds")
-                },
+                dict.fromkeys((*CELL_METRICS, "seconds"), math.nan),
                 status=status,
                 error=error,
             )

@@ -22,25 +22,35 @@ from grid.experiment.plan import PlannedTraining, plan
 from grid.experiment.results import Outcome, fetch_artifacts, frames, read_outcome
 from grid.experiment.spec import GridError, GridSpec
 from grid.experiment.worker import Job
+from grid.files import GRID_FILE
 from grid.report import html as report
 from grid.report import tables
+from grid.settings import setting
 from grid.train.recipes import RECIPES
-
-GRID_FILE = "grid.json"
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    out: Path
-    data: str | None  # shard folder/URI, raw source, or None for the official download
-    storage: str | None = None  # Ray storage (folder or s3://...); default OUT/storage
-    address: str | None = None
-    resume: bool = False
-    verbose: bool = False
-    cache_dir: str = str(Path.home() / ".cache" / "cifar-grid")
+    """Where and how a grid runs; none of it changes a number of the results."""
+
+    out: Path = setting(help="output folder (default runs/NAME)")
+    data: str | None = setting(
+        None,
+        help="shard folder or URI (s3://...), or a raw CIFAR-10 source to prepare once "
+        "(archive, folder, image-folder tar); default: the official download",
+    )
+    storage: str | None = setting(None, help="Ray storage for checkpoints: a folder or s3://... (default OUT/storage)")
+    address: str | None = setting(None, help="an existing Ray cluster ('auto' inside one); default: a local Ray")
+    resume: bool = setting(False, help="continue the interrupted grid --name NAME")
+    verbose: bool = setting(False, help="Ray's and Tune's full output")
+    cache_dir: str | None = setting(
+        None, help="where raw sources are prepared into shards, once (default $CIFAR_GRID_CACHE or ~/.cache/cifar-grid)"
+    )
+    mps: bool = setting(
+        False, help="CUDA MPS for a local Ray on a GPU: the trainings sharing it run their kernels at once (README)"
+    )
     wandb: dict = field(default_factory=dict)  # WandbSettings fields; {} or mode "disabled": off
     status_every_s: float = 30.0
-    mps: bool = False  # CUDA MPS around a local Ray (grid.experiment.mps)
 
 
 def run(spec: GridSpec, opts: RunOptions) -> int:

@@ -7,59 +7,47 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import models
-from grid.train.recipes import RECIPES
+from grid.settings import setting
+from grid.train.config import TrainSettings
 
 PAPER_EPOCHS = tuple(range(10, 101, 10))
+AXIS = {"unique": True, "nonempty": True}  # an axis is a non-empty set of values
 
 
 class GridError(ValueError):
     """An invalid grid: refused before Ray starts, with a one-line message listing the valid choices."""
 
 
-@dataclass(frozen=True)
-class GridSpec:
-    name: str
-    archs: tuple[str, ...] = ("baseline", "improved", "resnet18")
-    activations: tuple[str, ...] = ("relu", "leaky_relu", "swish")
-    epochs: tuple[int, ...] = PAPER_EPOCHS
-    seeds: tuple[int, ...] = (0,)
-    recipe: str = "paper"
-    lr: float | None = None  # None: the recipe's (an override, e.g. to provoke divergence in fault tests)
-    batch_size: int | None = None
-    val_size: int = 10_000  # validation images taken from the 50,000 training images (the paper's split)
-    max_train_images: int | None = None
-    max_eval_images: int | None = None
-    workers: int = 1  # Ray Train workers (DDP ranks) per training
-    cpus_per_worker: int = 1
-    gpus_per_trial: float | None = None  # None: the default fraction per architecture when GPUs exist
-    device: str = "auto"
-    checkpoint_every: int = 10
-    max_failures: int = 2  # Ray Train restarts of a training after a worker dies
-    extras: dict[str, Any] = field(default_factory=dict)  # free-form: data uri, manifest sha, code version
+@dataclass(frozen=True, kw_only=True)
+class GridSpec(TrainSettings):
+    """The axes (arch x activation x epochs x seed) over the `TrainSettings` every training shares, and the
+    resources each training gets; grid.json records it."""
+
+    name: str = setting(help="the run's name (default: PRESET-TIMESTAMP, or the --out folder's name)")
+    archs: tuple[str, ...] = setting(
+        ("baseline", "improved", "resnet18"), help="architectures", choices=lambda: models.ARCHS, **AXIS
+    )
+    activations: tuple[str, ...] = setting(
+        ("relu", "leaky_relu", "swish"), help="activations", choices=lambda: models.ACTIVATIONS, **AXIS
+    )
+    epochs: tuple[int, ...] = setting(PAPER_EPOCHS, help="epoch counts (the cells), e.g. 10 20 30", min=1, **AXIS)
+    seeds: tuple[int, ...] = setting((0,), help="seeds, e.g. 0 1 2", min=0, **AXIS)
+    workers: int = setting(1, help="Ray Train workers (DDP ranks) per training", min=1)
+    cpus_per_worker: int = setting(1, help="CPUs (and torch threads) per worker", min=1)
+    gpus_per_trial: float | None = setting(
+        None, help="GPU share per training (default: per architecture, grid.experiment.tune)", min=0, max=1
+    )
+    max_failures: int = setting(2, help="restarts of a training whose worker died", min=0)
+    extras: dict[str, Any] = field(default_factory=dict)  # recorded by the run: data uri, manifest sha, code version
+
+    _error = GridError
 
     def __post_init__(self) -> None:
-        _check_axis("arch", self.archs, models.ARCHS)
-        _check_axis("activation", self.activations, models.ACTIVATIONS)
-        if self.recipe not in RECIPES:
-            raise GridError(f"unknown recipe {self.recipe!r}; choose from {', '.join(RECIPES)}")
-        if not self.epochs:
-            raise GridError("the epochs axis is empty; give at least one epoch count, e.g. --epochs 10")
-        if not self.seeds:
-            raise GridError("the seeds axis is empty; give at least one seed, e.g. --seeds 0")
-        bad = [e for e in self.epochs if not isinstance(e, int) or e <= 0]
-        if bad:
-            raise GridError(f"epochs must be positive integers, got {bad}")
-        if self.val_size < 1:
-            raise GridError(f"--val-size must be at least 1, got {self.val_size}")
-        if self.workers < 1 or self.cpus_per_worker < 1:
-            raise GridError("--workers and --cpus-per-worker must be at least 1")
-        if self.gpus_per_trial is not None:
-            if not 0 <= self.gpus_per_trial <= 1:
-                raise GridError(f"--gpus-per-trial must be in [0, 1], got {self.gpus_per_trial}")
-            if self.workers > 1 and 0 < self.gpus_per_trial < 0.5:
-                # Ray issue 48012: fractional GPUs below 0.5 across several DDP workers can land two ranks
-                # of one training on the same GPU share and deadlock NCCL.
-                raise GridError("with --workers > 1, --gpus-per-trial must be at least 0.5 (Ray issue 48012)")
+        super().__post_init__()
+        if self.gpus_per_trial is not None and self.workers > 1 and 0 < self.gpus_per_trial < 0.5:
+            # Ray issue 48012: fractional GPUs below 0.5 across several DDP workers can land two ranks of one
+            # training on the same GPU share and deadlock NCCL.
+            raise GridError("with --workers > 1, --gpus-per-trial must be at least 0.5 (Ray issue 48012)")
         if not self.name or any(c in self.name for c in "/\\") or self.name in (".", ".."):
             raise GridError(f"invalid grid name {self.name!r}: use a plain folder name")
 
@@ -75,14 +63,6 @@ class GridSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}
         return cls(**d)
-
-
-def _check_axis(name: str, values: tuple[str, ...], registry) -> None:
-    if not values:
-        raise GridError(f"the {name} axis is empty; choose from {', '.join(registry)}")
-    unknown = [v for v in values if v not in registry]
-    if unknown:
-        raise GridError(f"unknown {name} {', '.join(map(repr, unknown))}; choose from {', '.join(registry)}")
 
 
 # A grid that finishes within 3 minutes on a 2-core CPU: the cheapest architecture, every activation,

@@ -1,14 +1,5 @@
-"""Ray wiring: a Ray Tune grid over trainings, each Tune trial driving one Ray Train `TorchTrainer`.
-
-Facts about Ray 2.60 (Train V2) this module is built around:
-- A Tune trial here only drives its TorchTrainer, so it reserves a custom resource (`TRAIN_DRIVER`, on the
-  head node) and no CPU: with Tune's default of 1 CPU the drivers take every CPU and the workers wait forever;
-  `{"CPU": 0}` is refused; 0.01 CPU runs trainings one at a time. max_concurrent_trials comes from the
-  limiting resource (Ray issue 54305).
-- `FailureConfig.controller_failure_limit` defaults to -1 (retry forever): bounded here.
-- The controller polls workers every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by default), which is most of
-  a training's fixed cost and paces `ray.train.report`; the project sets it, not the user's shell.
-"""
+"""Ray wiring: start Ray, size the grid's concurrency, and run a Ray Tune grid over trainings, each Tune trial
+driving one Ray Train `TorchTrainer`. The Ray 2.60 facts it is built around are in docs/design.md ("Ray facts")."""
 
 from __future__ import annotations
 
@@ -27,15 +18,9 @@ DRIVER_RESOURCE = "TRAIN_DRIVER"
 RAY_ENV = {
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2",
     "RAY_TRAIN_V2_ENABLED": "1",
-    # The preemption watcher only logs spot-node preemptions (recovery doesn't use it) and costs every
-    # training one more actor process at start: 1-1.5 s on a small machine.
-    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",  # a log-only actor per training (docs/design.md, "Ray facts")
 }
-# A GPU share per training when --gpus-per-trial is not given, from bench/gpu_steps.py and gpu_share.py on an
-# H100/H200: a graph-replayed batch-32 training keeps the GPU busy 98-100% of the time with kernels too small
-# to fill it. 4 at once sum 0.96-0.98x the steps/s of one alone as the processes take turns (the shares then
-# only overlap Ray's start-up and the evaluations' host syncs: GPU use 69% in a grid, all 9 trainings), and
-# 2.60x (baseline), 2.05x (improved), 1.83x (resnet18) with --mps. More than 4 was not measured.
+# A GPU share per training when --gpus-per-trial is not given: the measured point (README, "How long it takes").
 DEFAULT_GPU_FRACTION = {"baseline": 0.25, "improved": 0.25, "resnet18": 0.25}
 CONTROLLER_FAILURE_LIMIT = 3
 
@@ -54,8 +39,8 @@ def start_ray(address: str | None, verbose: bool, extra_env: dict[str, str] | No
 
     env = dict(RAY_ENV)
     if address:
-        # On a cluster a training may wait for the autoscaler to boot a GPU node (minutes), longer than Ray's
-        # 60 s worker-group start timeout; the controller failure limit still bounds a real misconfiguration.
+        # On a cluster a training may wait minutes for the autoscaler to boot a GPU node, longer than Ray's
+        # worker-group start timeout; the controller failure limit still bounds a real misconfiguration.
         env["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"] = "900"
     os.environ.update({k: os.environ.get(k, v) for k, v in env.items()})
     runtime_env = {"env_vars": {**{k: os.environ[k] for k in env}, **(extra_env or {})}}

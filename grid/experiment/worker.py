@@ -19,10 +19,9 @@ from typing import Any
 import torch
 
 import data
+from grid.files import STATUS_FILE
 from grid.train.config import TrainConfig
 from grid.train.training import Diverged, Training
-
-STATUS_FILE = "status.json"
 
 
 @dataclass(frozen=True)
@@ -59,18 +58,10 @@ def train_loop(job_dict: dict[str, Any]) -> None:
     cfg = job.config
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)  # exactly the CPUs this worker reserved
     device = ray.train.torch.get_device() if cfg.device != "cpu" else torch.device("cpu")
 
     try:
-        cifar = data.load(
-            job.data_uri,
-            val_size=cfg.val_size,
-            split_seed=cfg.split_seed,
-            max_train_images=cfg.max_train_images,
-            max_eval_images=cfg.max_eval_images,
-        )
+        cifar = cfg.load_data(job.data_uri)
     except data.DataError as e:  # deterministic: retrying cannot help, so fail the training with the reason
         ray.train.report({"status": "failed", "error": str(e), "epoch": 0})
         return

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from grid import atomic
+from grid.files import PREDICTIONS_FILE, SUBMISSION_FILE
 from grid.report import plots, tables
 
 PAPER_PROTOCOL = (
@@ -206,11 +207,11 @@ def _trainings(run_dir: Path, results: pd.DataFrame) -> str:
     parts = ["<h2>Trainings</h2>", _html_table(pd.DataFrame(rows)) if rows else "<p>none recorded</p>"]
     folder = run_dir / "trainings"
     # Listing the folder (rather than joining training ids to it) keeps an odd id from reading elsewhere.
-    figures = sorted(p for p in folder.glob("*/predictions.png") if p.is_file()) if folder.is_dir() else []
+    figures = sorted(p for p in folder.glob(f"*/{PREDICTIONS_FILE}") if p.is_file()) if folder.is_dir() else []
     for png in figures:
         tid = png.parent.name
-        sub = png.parent / "submission.csv"
-        extra = f" (predictions of all test images: trainings/{tid}/submission.csv)" if sub.is_file() else ""
+        sub = png.parent / SUBMISSION_FILE
+        extra = f" (predictions of all test images: trainings/{tid}/{SUBMISSION_FILE})" if sub.is_file() else ""
         caption = f"12 test images with predicted and true labels{extra}"
         parts.append(f"<h3>{escape(tid)}</h3><p>{escape(caption)}</p>" + _img(png, f"predictions of {tid}"))
     return "".join(parts)

@@ -10,17 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import models
+from grid import settings
 from grid.atomic import write_json
-from grid.train.config import DEVICES, TrainConfig
-from grid.train.recipes import RECIPES
+from grid.files import METRICS_FILE, STATE_FILE
+from grid.train.config import TrainConfig, TrainSettings
 
 EXIT_USAGE = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not argparse's usage block
-        raise SystemExit(_fail(message))
 
 
 def _fail(message: str) -> int:
@@ -29,20 +24,16 @@ def _fail(message: str) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = _Parser(prog="python -m grid.train", description=__doc__.splitlines()[0])
-    p.add_argument("--arch", required=True, choices=list(models.ARCHS))
-    p.add_argument("--activation", required=True, choices=list(models.ACTIVATIONS))
-    p.add_argument("--epochs", required=True, type=int)
+    """The flags of TrainConfig's fields (grid.settings), and where the data and the outputs are."""
+    p = settings.Parser(prog="python -m grid.train", description=__doc__.splitlines()[0])
+    settings.add_flags(
+        p, TrainConfig, ["arch", "activation", "epochs", "seed"], required=("arch", "activation", "epochs")
+    )
     p.add_argument("--data", required=True, help="shard folder or URI (python -m data.prepare makes one)")
-    p.add_argument("--recipe", default="paper", choices=list(RECIPES))
-    p.add_argument("--seed", default=0, type=int)
-    p.add_argument("--device", default="auto", choices=list(DEVICES))
     p.add_argument("--out", default=None, help="output folder (default: runs/train/TRAINING_ID)")
-    p.add_argument("--checkpoint-every", default=10, type=int)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint if there is one")
-    p.add_argument("--max-train-images", default=None, type=int)
-    p.add_argument("--max-eval-images", default=None, type=int)
-    p.add_argument("--threads", default=None, type=int)
+    settings.add_flags(p, TrainSettings)
+    settings.add_flags(p, TrainConfig, ["threads"])
     return p.parse_args(argv)
 
 
@@ -56,20 +47,9 @@ def format_epoch(m: dict[str, float], epochs: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     try:
-        cfg = TrainConfig(
-            arch=args.arch,
-            activation=args.activation,
-            recipe=args.recipe,
-            seed=args.seed,
-            epochs=args.epochs,
-            device=args.device,
-            checkpoint_every=args.checkpoint_every,
-            max_train_images=args.max_train_images,
-            max_eval_images=args.max_eval_images,
-            threads=args.threads,
-        )
+        args = parse_args(argv)
+        cfg = TrainConfig(**settings.given(args, TrainConfig))
     except ValueError as e:
         return _fail(str(e))
 
@@ -77,20 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     from grid.train.training import Diverged, Training
 
     try:
-        cifar = data.load(
-            args.data,
-            val_size=cfg.val_size,
-            split_seed=cfg.split_seed,
-            max_train_images=cfg.max_train_images,
-            max_eval_images=cfg.max_eval_images,
-        )
+        cifar = cfg.load_data(args.data)
         training = Training(cfg, cifar)
     except (data.DataError, ValueError) as e:
         return _fail(str(e))
 
     out = Path(args.out or Path("runs", "train", cfg.training_id))
     ckpt = out / "checkpoint"
-    if args.resume and (ckpt / "state.pt").is_file():
+    if args.resume and (ckpt / STATE_FILE).is_file():
         training.load_checkpoint(ckpt)
         print(f"resumed {cfg.training_id} at epoch {training.epoch} from {ckpt}")
         if training.epoch > cfg.epochs:
@@ -109,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_epoch(metrics, cfg.epochs), flush=True)
         if training.epoch % cfg.checkpoint_every == 0 or training.epoch == cfg.epochs:
             training.save_checkpoint(ckpt)
-    write_json(out / "metrics.json", training.history)
+    write_json(out / METRICS_FILE, training.history)
     for path in training.write_artifacts(out):
         print(f"wrote {path}")
     return 0

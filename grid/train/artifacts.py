@@ -35,7 +35,7 @@ def plot_predictions(
     """The first rows*cols `images` (uint8 [N, 3, H, W]) captioned "predicted (true)", red where wrong.
 
     Drawn with PIL, not matplotlib: every training writes one at its end, and matplotlib's import and layout
-    cost 1-2 s of a Ray worker's time there."""
+    would add to every Ray worker's fixed cost (docs/design.md, "Measured choices")."""
     from PIL import Image, ImageDraw, ImageFont
 
     scale, tile_w, caption_h, title_h = 4, 168, 22, 28

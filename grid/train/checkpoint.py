@@ -11,9 +11,7 @@ from typing import Any
 import torch
 
 from grid.atomic import atomic_open, write_json
-
-STATE_FILE = "state.pt"
-METRICS_FILE = "metrics.json"
+from grid.files import METRICS_FILE, STATE_FILE
 
 
 def save(folder: str | os.PathLike[str], state: dict[str, Any]) -> Path:

@@ -1,45 +1,66 @@
-"""`TrainConfig`: one training's typed, validated, serialisable configuration."""
+"""`TrainSettings` (how every training of a grid trains) and `TrainConfig` (one training): typed, validated,
+serialisable, and the one source of their command-line flags (grid.settings)."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import models
+from grid import settings
+from grid.settings import setting, validate
 from grid.train.recipes import RECIPES, Recipe
+
+if TYPE_CHECKING:
+    import data
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    arch: str
-    activation: str
-    recipe: str = "paper"
-    seed: int = 0
-    epochs: int = 10
-    batch_size: int | None = None  # None: the recipe's
-    lr: float | None = None  # None: the recipe's
-    device: str = "auto"  # "auto" | "cpu" | "cuda"
-    checkpoint_every: int = 10
-    val_size: int = 10_000
-    split_seed: int = 0
-    max_train_images: int | None = None
-    max_eval_images: int | None = None
-    threads: int | None = None  # torch.set_num_threads; None leaves torch's default
+@dataclass(frozen=True, kw_only=True)
+class TrainSettings:
+    """What a grid's trainings share; `GridSpec` and `TrainConfig` both extend it, so each is declared once."""
+
+    recipe: str = setting("paper", help="the training recipe (paper: the paper's protocol exactly)", choices=RECIPES)
+    lr: float | None = setting(None, help="override the recipe's learning rate", positive=True, id_tag="lr")
+    batch_size: int | None = setting(None, help="override the recipe's batch size", min=1, id_tag="b")
+    val_size: int = setting(10_000, help="validation images split off the 50,000 training images", min=1, id_tag="val")
+    split_seed: int = setting(0, help="seed of the train/validation split (0: the paper's)", min=0, id_tag="split")
+    max_train_images: int | None = setting(
+        None, help="a seeded class-stratified subset of the train split", min=1, id_tag="ntrain"
+    )
+    max_eval_images: int | None = setting(
+        None, help="a seeded class-stratified subset of val and test", min=1, id_tag="neval"
+    )
+    device: str = setting("auto", help="auto: CUDA when present, else the CPU", choices=DEVICES)
+    checkpoint_every: int = setting(10, help="epochs between checkpoints (and at every epoch cell)", min=1)
 
     def __post_init__(self) -> None:
-        _check_choice("arch", self.arch, models.ARCHS)
-        _check_choice("activation", self.activation, models.ACTIVATIONS)
-        _check_choice("recipe", self.recipe, RECIPES)
-        _check_choice("device", self.device, DEVICES)
-        for name in _POSITIVE_INTS:
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be positive, not {self.lr!r}")
+        validate(self, self._error)
+
+    _error = ValueError  # GridSpec raises its own GridError
+
+    def load_data(self, uri: str) -> data.Cifar10:
+        """CIFAR-10 from the shards at `uri` as these settings train on it (split, subsets)."""
+        import data  # not at import time: configs are checked before torch's data stack loads
+
+        return data.load(
+            uri,
+            val_size=self.val_size,
+            split_seed=self.split_seed,
+            max_train_images=self.max_train_images,
+            max_eval_images=self.max_eval_images,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(TrainSettings):
+    arch: str = setting(help="the architecture", choices=lambda: models.ARCHS)
+    activation: str = setting(help="the activation in every layer", choices=lambda: models.ACTIVATIONS)
+    seed: int = setting(0, help="seed of the initial weights, shuffles and dropout", min=0)
+    epochs: int = setting(10, help="epochs to train", min=1)
+    threads: int | None = setting(None, help="torch threads (default: torch's)", min=1)
 
     @property
     def recipe_spec(self) -> Recipe:
@@ -63,16 +84,9 @@ class TrainConfig:
         parts = [self.arch, self.activation, self.recipe, f"s{self.seed}"]
         if self.recipe_spec.depends_on_total_epochs:
             parts.append(f"e{self.epochs}")
-        for field, tag in (
-            ("batch_size", "b"),
-            ("lr", "lr"),
-            ("val_size", "val"),
-            ("split_seed", "split"),
-            ("max_train_images", "ntrain"),
-            ("max_eval_images", "neval"),
-        ):
-            value = getattr(self, field)
-            if value != _DEFAULTS[field]:
+        for f in dataclasses.fields(TrainSettings):
+            tag, value = settings.of(f).id_tag, getattr(self, f.name)
+            if tag and value != f.default:
                 parts.append(f"{tag}{value:g}" if isinstance(value, float) else f"{tag}{value}")
         return "-".join(parts)
 
@@ -85,20 +99,3 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig field(s): {', '.join(sorted(unknown))}")
         return cls(**d)
-
-
-_POSITIVE_INTS = (
-    "epochs",
-    "checkpoint_every",
-    "batch_size",
-    "threads",
-    "val_size",
-    "max_train_images",
-    "max_eval_images",
-)
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-
-
-def _check_choice(name: str, value: str, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")

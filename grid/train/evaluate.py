@@ -13,8 +13,8 @@ from grid.train.cuda_graph import GraphedStep
 from grid.train.device_data import DeviceSplit
 
 EVAL_BATCH = 500  # large batches keep evaluation a small part of an epoch
-# On the CPU, glibc maps every allocation over 32 MiB afresh and faults its pages in again on each batch: at
-# batch 500 improved's 32x32x32 activations (64 MiB) made its evaluation 1.14-1.30x slower than at 191-192.
+# On the CPU, glibc maps every allocation over 32 MiB afresh and faults its pages in again on each batch, so
+# evaluation batches keep activations below this (docs/design.md, "Measured choices").
 CPU_ACTIVATION_BYTES = 24 * 2**20
 PUBLISHED_BATCH = 32  # the notebooks' test loader
 Forward = Callable[[Tensor], Tensor]  # uint8 images -> logits
@@ -79,10 +79,10 @@ class PublishedPass:
     (BatchNorm running stats, num_batches_tracked) are restored, and dropout draws from RNG state seeded with
     the call's `seed` and forked away, so the training's RNG stream is neither consumed nor consulted.
 
-    `graphed` (CUDA only): each full batch is a CUDA-graph replay. Eager, the 313 batches of 32 are thousands
-    of small kernel launches that cost the GPU more than the eval-mode passes over 20,000 images (3.3-5.9x
-    slower than replays on an H200). Dropout draws from the default CUDA generator, which graphs handle, so
-    a replay consumes the seeded stream as an eager batch would.
+    `graphed` (CUDA only): each full batch is a CUDA-graph replay: eager, the 313 batches of 32 are thousands
+    of small kernel launches that cost more than the eval-mode passes (README, "How long it takes"). Dropout
+    draws from the default CUDA generator, which graphs handle, so a replay consumes the seeded stream as an
+    eager batch would.
     """
 
     def __init__(

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 import models
+from grid.files import PREDICTIONS_FILE, SUBMISSION_FILE
 from grid.train import checkpoint
 from grid.train.artifacts import plot_predictions, write_submission
 from grid.train.config import TrainConfig
@@ -87,7 +88,7 @@ class Training:
         self.cfg = cfg
         self.recipe = cfg.recipe_spec
         self.device = resolve_device(cfg.device) if device is None else torch.device(device)
-        if cfg.threads:
+        if cfg.threads:  # the one place threads are set: the grid's worker gets exactly the CPUs it reserved
             torch.set_num_threads(cfg.threads)
         self.rank, self.world_size = rank, world_size
         self.distributed = world_size > 1 and dist.is_available() and dist.is_initialized()
@@ -118,8 +119,8 @@ class Training:
         recipe = self.recipe
         self.channels_last = recipe.channels_last and on_cuda
         self.normalize = Normalize(recipe.mean, recipe.std, self.device, self.channels_last)
-        # Evaluation doesn't touch the training's numerics, so it takes the faster layout everywhere
-        # (on the CPU, channels_last makes the eval forward 1.3-1.8x faster for these models).
+        # Evaluation doesn't touch the training's numerics, so it takes the layout that measured faster
+        # everywhere (docs/design.md, "Measured choices").
         self.eval_normalize = Normalize(recipe.mean, recipe.std, self.device, channels_last=True)
         bf16 = recipe.bf16_autocast and on_cuda
         self._autocast = (lambda: torch.autocast("cuda", torch.bfloat16)) if bf16 else contextlib.nullcontext
@@ -323,8 +324,8 @@ class Training:
         shown = self.mixed_test_order[:12]  # the test files are sorted by class: show a mix, as the paper did
         images, labels = self.test_set.images[shown].cpu(), self.test_set.labels[shown].tolist()
         return [
-            write_submission(folder / "submission.csv", self.test_ids, predicted, self.classes),
+            write_submission(folder / SUBMISSION_FILE, self.test_ids, predicted, self.classes),
             plot_predictions(
-                folder / "predictions.png", images, [predicted[i] for i in shown.tolist()], labels, self.classes
+                folder / PREDICTIONS_FILE, images, [predicted[i] for i in shown.tolist()], labels, self.classes
             ),
         ]
