@@ -267,7 +267,8 @@ def _write_outputs(spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[
         print("\ntrainings that did not finish cleanly:")
         for training_id, status, error in sorted(bad):
             print(f"  {training_id}: {status}: {error or 'no reason recorded'}")
-    print(f"\nresults: {out / 'results.parquet'} (and .csv), history: {out / 'history.parquet'}")
+    history_note = f", history: {out / 'history.parquet'}" if not history.empty else " (no training recorded an epoch)"
+    print(f"\nresults: {out / 'results.parquet'} (and .csv){history_note}")
     print(f"tables: {out / 'tables'}/, plots: {out / 'plots'}/, per training: {out / 'trainings'}/")
     print(f"report: {report_path}")
     if len(missing):
