@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import models
+from grid.train.config import DEVICES
 from grid.train.recipes import RECIPES
 
 PAPER_EPOCHS = tuple(range(10, 101, 10))
@@ -46,13 +48,37 @@ class GridSpec:
             raise GridError("the epochs axis is empty; give at least one epoch count, e.g. --epochs 10")
         if not self.seeds:
             raise GridError("the seeds axis is empty; give at least one seed, e.g. --seeds 0")
-        bad = [e for e in self.epochs if not isinstance(e, int) or e <= 0]
+        bad = [e for e in self.epochs if not _is_int(e) or e <= 0]
         if bad:
-            raise GridError(f"epochs must be positive integers, got {bad}")
-        if self.val_size < 1:
-            raise GridError(f"--val-size must be at least 1, got {self.val_size}")
-        if self.workers < 1 or self.cpus_per_worker < 1:
-            raise GridError("--workers and --cpus-per-worker must be at least 1")
+            raise GridError(f"--epochs: epochs must be positive integers, got {bad}")
+        bad = [s for s in self.seeds if not _is_int(s) or s < 0]
+        if bad:
+            raise GridError(f"--seeds: seeds must be non-negative integers, got {bad}")
+        for flag, values in (("--archs", self.archs), ("--activations", self.activations)):
+            _check_unique(flag, values)
+        _check_unique("--epochs", self.epochs)
+        _check_unique("--seeds", self.seeds)
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        """Ranges of the scalar settings, also those only Ray reads (a negative max_failures retries forever)."""
+        at_least = {
+            "--val-size": (self.val_size, 1),
+            "--max-train-images": (self.max_train_images, 1),
+            "--max-eval-images": (self.max_eval_images, 1),
+            "--batch-size": (self.batch_size, 1),
+            "--workers": (self.workers, 1),
+            "--cpus-per-worker": (self.cpus_per_worker, 1),
+            "--checkpoint-every": (self.checkpoint_every, 1),
+            "--max-failures": (self.max_failures, 0),
+        }
+        for flag, (value, low) in at_least.items():
+            if value is not None and (not _is_int(value) or value < low):
+                raise GridError(f"{flag} must be an integer of at least {low}, got {value!r}")
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise GridError(f"--lr must be a positive finite number, got {self.lr!r}")
+        if self.device not in DEVICES:
+            raise GridError(f"unknown --device {self.device!r}; choose from {', '.join(DEVICES)}")
         if self.gpus_per_trial is not None:
             if not 0 <= self.gpus_per_trial <= 1:
                 raise GridError(f"--gpus-per-trial must be in [0, 1], got {self.gpus_per_trial}")
@@ -75,6 +101,18 @@ class GridSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}
         return cls(**d)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_unique(flag: str, values: tuple) -> None:
+    """Grids are sets: a repeated value would train (or count) the same cell twice."""
+    seen: set = set()
+    repeated = [v for v in values if v in seen or seen.add(v)]
+    if repeated:
+        raise GridError(f"{flag}: {', '.join(map(str, dict.fromkeys(repeated)))} given twice; each value once")
 
 
 def _check_axis(name: str, values: tuple[str, ...], registry) -> None:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import models
-from grid.atomic import write_json
+from grid.atomic import folder_problem, write_json
 from grid.train.config import DEVICES, TrainConfig
 from grid.train.recipes import RECIPES
 
@@ -40,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="output folder (default: runs/train/TRAINING_ID)")
     p.add_argument("--checkpoint-every", default=10, type=int)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint if there is one")
+    p.add_argument("--val-size", default=10_000, type=int, help="validation images split off the training images")
     p.add_argument("--max-train-images", default=None, type=int)
     p.add_argument("--max-eval-images", default=None, type=int)
     p.add_argument("--threads", default=None, type=int)
@@ -66,12 +67,17 @@ def main(argv: list[str] | None = None) -> int:
             epochs=args.epochs,
             device=args.device,
             checkpoint_every=args.checkpoint_every,
+            val_size=args.val_size,
             max_train_images=args.max_train_images,
             max_eval_images=args.max_eval_images,
             threads=args.threads,
         )
     except ValueError as e:
         return _fail(str(e))
+    out = Path(args.out or Path("runs", "train", cfg.training_id))
+    problem = folder_problem(out)
+    if problem:  # before a whole epoch is trained and its checkpoint cannot be saved
+        return _fail(f"--out {out}: {problem}")
 
     import data  # after argument checks: bad usage fails fast, before torch's data stack loads
     from grid.train.training import Diverged, Training
@@ -88,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     except (data.DataError, ValueError) as e:
         return _fail(str(e))
 
-    out = Path(args.out or Path("runs", "train", cfg.training_id))
     ckpt = out / "checkpoint"
     if args.resume and (ckpt / "state.pt").is_file():
         training.load_checkpoint(ckpt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,12 +35,12 @@ class TrainConfig:
         _check_choice("activation", self.activation, models.ACTIVATIONS)
         _check_choice("recipe", self.recipe, RECIPES)
         _check_choice("device", self.device, DEVICES)
-        for name in _POSITIVE_INTS:
+        for name, low in _INT_RANGES.items():
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be positive, not {self.lr!r}")
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+                raise ValueError(f"--{name.replace('_', '-')} must be an integer of at least {low}, not {value!r}")
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"--lr must be a positive finite number, not {self.lr!r}")
 
     @property
     def recipe_spec(self) -> Recipe:
@@ -87,15 +88,18 @@ class TrainConfig:
         return cls(**d)
 
 
-_POSITIVE_INTS = (
-    "epochs",
-    "checkpoint_every",
-    "batch_size",
-    "threads",
-    "val_size",
-    "max_train_images",
-    "max_eval_images",
-)
+# The smallest value of each integer setting (None, where allowed, means the recipe's or the data's own).
+_INT_RANGES = {
+    "epochs": 1,
+    "checkpoint_every": 1,
+    "batch_size": 1,
+    "threads": 1,
+    "val_size": 1,
+    "max_train_images": 1,
+    "max_eval_images": 1,
+    "seed": 0,
+    "split_seed": 0,
+}
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
