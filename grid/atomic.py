@@ -95,6 +95,9 @@ def folder_problem(path: str | os.PathLike[str]) -> str | None:
     if not existing.is_dir():
         where = "exists" if existing == path else f"is inside {existing}, which exists"
         return f"{where} and is not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return "is not writable" if existing == path else f"cannot be created: {existing} is not writable"
+    try:  # a probe, not os.access: root passes access() checks where a read-only mount still refuses
+        os.rmdir(tempfile.mkdtemp(prefix=".write-probe-", dir=existing))
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        return f"is not writable ({reason})" if existing == path else f"cannot be created in {existing} ({reason})"
     return None

@@ -84,7 +84,8 @@ def _flat(values):
     return None if values is None else tuple(v for group in values for v in group)
 
 
-def build_spec(args: argparse.Namespace, name: str) -> GridSpec:
+def grid_fields(args: argparse.Namespace) -> dict:
+    """The GridSpec fields the command line sets: a preset's, then the flags given."""
     fields = dict(PRESETS[args.preset])
     for key in ("archs", "activations", "epochs", "seeds"):
         if getattr(args, key) is not None:
@@ -92,6 +93,11 @@ def build_spec(args: argparse.Namespace, name: str) -> GridSpec:
     for key in ("recipe", "lr", "val_size", "max_train_images", "max_eval_images", "gpus_per_trial"):
         if getattr(args, key) is not None:
             fields[key] = getattr(args, key)
+    return fields
+
+
+def build_spec(args: argparse.Namespace, name: str) -> GridSpec:
+    fields = grid_fields(args)
     return GridSpec(
         name=name,
         workers=args.workers,
@@ -128,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             cache_dir=args.cache_dir,
             wandb=wandb,
             mps=args.mps,
+            grid_flags=tuple(grid_fields(args)),
         )
         return run(spec, opts)
     except (GridError, ValueError) as e:
