@@ -19,6 +19,7 @@ import pyarrow.fs as pafs
 import data
 import models
 from data import fs as data_fs
+from data.shards import MAX_MANIFEST_BYTES
 from grid import atomic
 from grid.experiment.plan import PlannedTraining, plan
 from grid.experiment.results import Outcome, fetch_artifacts, frames, read_outcome
@@ -412,7 +413,7 @@ def _check_local_cpus(spec: GridSpec) -> None:
 def _read_manifest(data_uri: str) -> bytes:
     fs, path = data_fs.resolve(data_uri)
     where = data_fs.join(data_uri, "manifest.json")
-    return data_fs.read_bytes(fs, posixpath.join(path, "manifest.json"), where).to_pybytes()
+    return data_fs.read_bytes(fs, posixpath.join(path, "manifest.json"), where, MAX_MANIFEST_BYTES).to_pybytes()
 
 
 def _check_split(spec: GridSpec, manifest: dict, data_uri: str) -> None:
