@@ -221,6 +221,25 @@ def test_s3_data_that_is_not_there_is_refused(s3_bucket, grid_shards, tmp_path, 
     faults.record(survived=True)
 
 
+def test_s3_storage_in_a_bucket_that_does_not_exist_is_refused(s3_bucket, grid_shards, tmp_path, capsys, faults):
+    storage = f"s3://{s3_bucket.name}-gone/runs"
+    line = f"error: --storage {storage}: the bucket {s3_bucket.name}-gone does not exist"
+    args = [*_grid(tmp_path, grid_shards), "--storage", storage, "--out", str(tmp_path / "run")]
+    assert refused(main, args, capsys, line, tmp_path) == line
+    faults.record(survived=True)
+
+
+def test_a_cache_dir_that_is_a_file_is_refused_before_preparing(tmp_path, capsys, faults):
+    afile = tmp_path / "cache.txt"
+    afile.write_text("mine")
+    source = tmp_path / "cifar-10-batches-py"
+    source.mkdir()
+    line = f"error: --cache-dir {afile}: exists and is not a folder"
+    args = [*TINY, "--data", str(source), "--cache-dir", str(afile), "--out", str(tmp_path / "run")]
+    assert refused(main, args, capsys, line, tmp_path) == line
+    faults.record(survived=True)
+
+
 def test_local_data_that_is_not_there_is_refused(tmp_path, capsys, faults):
     missing = tmp_path / "cifar.tar.gz"
     line = f"error: --data {missing}: does not exist"

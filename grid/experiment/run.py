@@ -151,6 +151,10 @@ def preflight(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec | None:
     _check_storage(opts.storage or str(out / "storage"))
     if opts.data is not None:
         _check_data(opts.data)
+    if opts.data is None or not (data_fs.is_uri(opts.data) or Path(opts.data, "manifest.json").is_file()):
+        problem = atomic.folder_problem(Path(opts.cache_dir).expanduser())  # a raw source is prepared there
+        if problem:
+            raise GridError(f"--cache-dir {opts.cache_dir}: {problem}")
     return recorded
 
 
@@ -199,12 +203,15 @@ def _check_storage(storage: str) -> None:
     try:
         fs, path = data_fs.resolve(storage)
         info = fs.get_file_info(path)
+        bucket = fs.get_file_info(path.split("/", 1)[0]) if isinstance(fs, pafs.S3FileSystem) else None
     except data.DataError as e:
         raise GridError(f"--storage {e}") from None
     except (OSError, ValueError) as e:  # pyarrow's errors: unknown bucket, no endpoint, refused credentials
         raise GridError(f"--storage {storage}: {data_fs.describe(e)}") from None
     if info.type == pafs.FileType.File:
         raise GridError(f"--storage {storage}: exists and is not a folder")
+    if bucket is not None and bucket.type == pafs.FileType.NotFound:
+        raise GridError(f"--storage {storage}: the bucket {bucket.path} does not exist")
 
 
 def _check_data(source: str) -> None:
@@ -405,7 +412,7 @@ def _check_local_cpus(spec: GridSpec) -> None:
     cpus = os.cpu_count() or 1
     if spec.workers * spec.cpus_per_worker > cpus:
         raise GridError(
-            f"{spec.workers} workers x {spec.cpus_per_worker} CPUs per training need "
+            f"--workers {spec.workers} x --cpus-per-worker {spec.cpus_per_worker}: a training needs "
             f"{spec.workers * spec.cpus_per_worker} CPUs but this machine has {cpus}"
         )
 
