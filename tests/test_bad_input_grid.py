@@ -153,7 +153,7 @@ def test_resume_where_there_is_no_grid_is_refused(grid_shards, tmp_path, capsys,
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: --device cuda is valid here")
 def test_device_cuda_without_cuda_is_refused_before_ray(grid_shards, tmp_path, capsys, faults):
     out = tmp_path / "run"
-    line = "error: --device cuda: this machine has no CUDA GPU that torch can use (for a cluster: --address)"
+    line = "error: --device cuda: this machine has no CUDA GPU that torch can use (a cluster: --address)"
     args = [*_grid(tmp_path, grid_shards, "--device", "cuda"), "--out", str(out)]
     assert refused(main, args, capsys, line, tmp_path) == line
     assert main([*_grid(tmp_path, grid_shards, "--dry-run"), "--out", str(out)]) == 0  # the name is free

@@ -141,24 +141,18 @@ def preflight(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec | None:
     problem = atomic.folder_problem(out)
     if problem:
         raise GridError(f"--out {out}: {problem}")
-    recorded = _recorded_grid(spec, opts, out) if opts.resume else _check_new_run_folder(out, opts)
-    device = (recorded or spec).device
-    if not opts.address and device == "cuda":
+    recorded = _recorded_grid(spec, opts, out) if opts.resume else _check_new_run_folder(out)
+    if not opts.address and (recorded or spec).device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
-            raise GridError("--device cuda: this machine has no CUDA GPU that torch can use (for a cluster: --address)")
+            raise GridError("--device cuda: this machine has no CUDA GPU that torch can use (a cluster: --address)")
     _check_storage(opts.storage or str(out / "storage"))
-    if opts.data is not None:
-        _check_data(opts.data)
-    if opts.data is None or not (data_fs.is_uri(opts.data) or Path(opts.data, "manifest.json").is_file()):
-        problem = atomic.folder_problem(Path(opts.cache_dir).expanduser())  # a raw source is prepared there
-        if problem:
-            raise GridError(f"--cache-dir {opts.cache_dir}: {problem}")
+    _check_data(opts.data, opts.cache_dir)
     return recorded
 
 
-def _check_new_run_folder(out: Path, opts: RunOptions) -> None:
+def _check_new_run_folder(out: Path) -> None:
     """A new run never touches an old one's files."""
     if not (out.is_dir() and any(out.iterdir())):
         return None
@@ -214,15 +208,20 @@ def _check_storage(storage: str) -> None:
         raise GridError(f"--storage {storage}: the bucket {bucket.path} does not exist")
 
 
-def _check_data(source: str) -> None:
+def _check_data(source: str | None, cache_dir: str) -> None:
     """Data that cannot be read is refused here; a raw source is read (and checked) when it is prepared."""
-    if data_fs.is_uri(source):
+    if source is not None and data_fs.is_uri(source):
         try:
             _read_manifest(source)
         except data.DataError as e:
             raise data.DataError(f"--data {e}") from None
-    elif not Path(source).expanduser().exists():
+        return
+    if source is not None and not Path(source).expanduser().exists():
         raise data.DataError(f"--data {source}: does not exist")
+    if source is None or not Path(source, "manifest.json").is_file():  # a raw source, prepared in cache_dir
+        problem = atomic.folder_problem(Path(cache_dir).expanduser())
+        if problem:
+            raise GridError(f"--cache-dir {cache_dir}: {problem}")
 
 
 def _check_same_data(recorded: GridSpec, out: Path, data_uri: str, manifest_sha256: str) -> None:
