@@ -18,9 +18,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import data  # noqa: E402
+from data.download import shared_jpeg_copy  # noqa: E402
 from data.shards import MANIFEST  # noqa: E402
 
-SHARED_JPEG = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz")
+SHARED_JPEG = str(shared_jpeg_copy())  # $CIFAR_GRID_SHARED_DATA, else ../shared/data/cifar10-jpeg.tar.gz
 
 
 def best_of(repeats: int, fn) -> tuple[float, object]:

@@ -27,7 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_JPEG = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+# As data.download.shared_jpeg_copy (this script runs without the repository on sys.path).
+SHARED_JPEG = Path(os.environ.get("CIFAR_GRID_SHARED_DATA") or ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz")
 
 
 def timed(cmd: list[str]) -> float:

@@ -31,12 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import data  # noqa: E402
 import models  # noqa: E402
+from data.download import shared_jpeg_copy  # noqa: E402
 from grid.train.config import TrainConfig  # noqa: E402
 from grid.train.evaluate import PublishedPass  # noqa: E402
 from grid.train.recipes import RECIPES  # noqa: E402
 from grid.train.training import Training  # noqa: E402
 
-SHARED_JPEG = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz")
+SHARED_JPEG = str(shared_jpeg_copy())  # $CIFAR_GRID_SHARED_DATA, else ../shared/data/cifar10-jpeg.tar.gz
 PAPER = RECIPES["paper"]
 
 

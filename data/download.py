@@ -67,3 +67,13 @@ def _resolve_quickly(host: str) -> None:
 
 def _md5(path: Path) -> str:
     return file_digest(path, "md5")  # the archive's published checksum is an MD5
+
+
+SHARED_COPY_ENV = "CIFAR_GRID_SHARED_DATA"
+
+
+def shared_jpeg_copy() -> Path:
+    """The shared JPEG copy of CIFAR-10 that the real-data tests and the benchmarks read: $CIFAR_GRID_SHARED_DATA,
+    else ../shared/data/cifar10-jpeg.tar.gz beside the repository (where this project's machines keep it)."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
+    return Path(os.environ.get(SHARED_COPY_ENV) or default).expanduser()

@@ -70,10 +70,13 @@ def describe(error: BaseException) -> str:
     return text or type(error).__name__
 
 
-def read_bytes(fs: pafs.FileSystem, path: str, where: str) -> pa.Buffer:
-    """The whole file as one Arrow buffer; DataError ``where: not found`` or the storage's error."""
+def read_bytes(fs: pafs.FileSystem, path: str, where: str, max_bytes: int | None = None) -> pa.Buffer:
+    """The whole file as one Arrow buffer; DataError ``where: not found``, the storage's error, or (before
+    anything is read) a size over ``max_bytes``."""
     try:
         with fs.open_input_file(path) as f:
+            if max_bytes is not None and f.size() > max_bytes:
+                raise DataError(f"{where}: {f.size():,} bytes, more than the {max_bytes:,} it may hold")
             return f.read_buffer()
     except (OSError, pa.ArrowException) as e:
         raise DataError(f"{where}: {describe(e)}") from None

@@ -10,7 +10,15 @@ from torch.utils.data import random_split
 
 from data import fs
 from data.errors import DataError
-from data.shards import MANIFEST, ShardColumns, parse_manifest, parse_shard, sha256_hex
+from data.shards import (
+    MANIFEST,
+    MAX_MANIFEST_BYTES,
+    ShardColumns,
+    max_shard_bytes,
+    parse_manifest,
+    parse_shard,
+    sha256_hex,
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,8 @@ def load(
     """
     uri = os.fspath(dest)
     filesystem, root = fs.resolve(uri)
-    manifest_bytes = fs.read_bytes(filesystem, fs.join(root, MANIFEST), fs.join(uri, MANIFEST)).to_pybytes()
+    where = fs.join(uri, MANIFEST)
+    manifest_bytes = fs.read_bytes(filesystem, fs.join(root, MANIFEST), where, MAX_MANIFEST_BYTES).to_pybytes()
     manifest = parse_manifest(manifest_bytes, fs.join(uri, MANIFEST))
     shards = manifest["shards"]
     columns = _read_shards(filesystem, root, uri, shards)
@@ -100,7 +109,8 @@ def _read_shards(filesystem, root: str, uri: str, shards: list[dict]) -> list[Sh
     def read(shard: dict) -> ShardColumns:
         where = fs.join(uri, shard["file"])
         # One read: the same buffer is hashed and then parsed.
-        return parse_shard(fs.read_bytes(filesystem, fs.join(root, shard["file"]), where), shard, where)
+        payload = fs.read_bytes(filesystem, fs.join(root, shard["file"]), where, max_shard_bytes(shard["rows"]))
+        return parse_shard(payload, shard, where)
 
     # hashlib and the Parquet reader release the GIL, so shards are read and hashed in parallel.
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1, max(1, len(shards)))) as pool:

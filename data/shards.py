@@ -24,6 +24,15 @@ FORMAT = "cifar-grid-shards"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SHARD_ROWS = 10_000
+CIFAR10_ROWS = {"train": 50_000, "test": 10_000}  # a source may be a subset, never more
+MAX_MANIFEST_BYTES = 1 << 20  # a manifest of CIFAR-10's 6 shards is about 2 KB
+
+
+def max_shard_bytes(rows: int) -> int:
+    """The most a shard of ``rows`` rows may take: its pixels, ids and Parquet's pages and footer, with room."""
+    return rows * (PIXELS + 256) + (1 << 20)
+
+
 SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -96,9 +105,23 @@ def parse_manifest(payload: bytes, where: str) -> dict:
         if not (name.endswith(".parquet") and "/" not in name and "\\" not in name and not name.startswith(".")):
             raise DataError(f"{where}: bad shard entry {shard!r}")
         rows = shard.get("rows")
-        if shard.get("split") not in ("train", "test") or not isinstance(rows, int) or rows < 1:
+        if shard.get("split") not in ("train", "test") or not isinstance(rows, int) or not 1 <= rows <= SHARD_ROWS:
             raise DataError(f"{where}: bad shard entry {shard!r}")
+    _check_cifar10(manifest, where)
     return manifest
+
+
+def _check_cifar10(manifest: dict, where: str) -> None:
+    """What the manifest declares must be CIFAR-10: its classes, at most its split sizes, rows that add up."""
+    if manifest.get("classes", list(CLASSES)) != list(CLASSES):
+        raise DataError(f"{where}: classes {manifest.get('classes')!r} are not CIFAR-10's")
+    counted = {split: sum(s["rows"] for s in manifest["shards"] if s["split"] == split) for split in CIFAR10_ROWS}
+    declared = manifest.get("splits", counted)
+    for split, most in CIFAR10_ROWS.items():
+        if counted[split] > most:
+            raise DataError(f"{where}: {counted[split]:,} {split} rows, more than CIFAR-10's {most:,}")
+        if not isinstance(declared, dict) or declared.get(split) != counted[split]:
+            raise DataError(f"{where}: splits {declared!r} do not add up to its shards' rows {counted}")
 
 
 @dataclass(frozen=True)

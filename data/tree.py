@@ -20,7 +20,12 @@ from pathlib import Path
 
 from data.errors import DataError
 
-_DECOMPRESSORS = {b"\x1f\x8b": gzip.decompress, b"BZh": bz2.decompress, b"\xfd7zXZ\x00": lzma.decompress}
+_DECOMPRESSORS = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ\x00": lzma.open}
+# What a source may hold, checked before it is trusted: CIFAR-10 is 60,000 images, 180 MB as the official
+# batches and about 250 MB as a tar of PNGs, so 1 GiB (read or decompressed) and 200,000 members are room
+# for any copy of it and a bound on what a hostile archive can make this process allocate.
+MAX_PLAIN_BYTES = 1 << 30
+MAX_MEMBERS = 200_000
 
 Select = Callable[[Collection[str]], Collection[str]]  # all relative paths -> those to read
 
@@ -47,14 +52,22 @@ def read_tree(path: str | os.PathLike, select: Select) -> Tree:
     path = Path(path)
     if path.is_dir():
         paths, top = _strip_top_folder({name: name for name in _list_folder(path)})
-        files = {name: memoryview((path / paths[name]).read_bytes()) for name in sorted(select(paths))}
+        chosen = sorted(select(paths))
+        _check_size(sum((path / paths[name]).stat().st_size for name in chosen), str(path))
+        files = {name: memoryview((path / paths[name]).read_bytes()) for name in chosen}
         return Tree(str(path), True, files, top, folder_sha256(files))
     if not path.is_file():
         raise DataError(f"{path}: does not exist")
+    _check_size(path.stat().st_size, str(path))
     raw = path.read_bytes()
     members, top = _strip_top_folder(_read_tar(raw, str(path)))
     files = {name: members[name] for name in sorted(select(members))}
     return Tree(str(path), False, files, top, hashlib.sha256(raw).hexdigest())
+
+
+def _check_size(size: int, where: str) -> None:
+    if size > MAX_PLAIN_BYTES:
+        raise DataError(f"{where}: {_mib(size)} of files, more than CIFAR-10 holds ({_mib(MAX_PLAIN_BYTES)} at most)")
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
@@ -88,13 +101,22 @@ def _list_folder(root: Path) -> list[str]:
 
 
 def _decompress(raw: bytes, where: str) -> bytes:
-    for magic, decompress in _DECOMPRESSORS.items():
+    """The archive's tar bytes, refused once they pass MAX_PLAIN_BYTES (a small .gz can inflate a thousandfold)."""
+    for magic, opener in _DECOMPRESSORS.items():
         if raw.startswith(magic):
             try:
-                return decompress(raw)
+                with opener(io.BytesIO(raw)) as stream:
+                    plain = stream.read(MAX_PLAIN_BYTES + 1)
             except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:
                 raise DataError(f"{where}: truncated or corrupt archive ({e})") from None
+            if len(plain) > MAX_PLAIN_BYTES:
+                raise DataError(f"{where}: decompresses to more than {_mib(MAX_PLAIN_BYTES)}, more than CIFAR-10 holds")
+            return plain
     return raw
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MiB"
 
 
 def _read_tar(raw: bytes, where: str) -> dict[str, memoryview]:
@@ -103,7 +125,9 @@ def _read_tar(raw: bytes, where: str) -> dict[str, memoryview]:
     files: dict[str, memoryview] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(plain), mode="r:") as tar:  # BytesIO shares the bytes
-            for member in tar:
+            for count, member in enumerate(tar, start=1):
+                if count > MAX_MEMBERS:
+                    raise DataError(f"{where}: more than {MAX_MEMBERS:,} members, more than CIFAR-10 holds")
                 name = _checked_name(member, where)
                 if member.isdir() or _skipped(name.split("/")):
                     continue

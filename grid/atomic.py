@@ -84,3 +84,20 @@ def write_csv(path: str | os.PathLike[str], df: pd.DataFrame, *, index: bool = F
     with atomic_open(path, "w", encoding="utf-8") as f:
         df.to_csv(f, index=index)
     return Path(path)
+
+
+def folder_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why `path` cannot be (or become) a folder this process writes into; None when it can.
+
+    Checked before a run starts, so a bad --out or --storage is refused before anything is written."""
+    path = Path(path).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        where = "exists" if existing == path else f"is inside {existing}, which exists"
+        return f"{where} and is not a folder"
+    try:  # a probe, not os.access: root passes access() checks where a read-only mount still refuses
+        os.rmdir(tempfile.mkdtemp(prefix=".write-probe-", dir=existing))
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        return f"is not writable ({reason})" if existing == path else f"cannot be created in {existing} ({reason})"
+    return None

@@ -41,9 +41,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def grid_fields(args: argparse.Namespace) -> dict:
+    """The GridSpec fields the command line sets: its preset's, then the flags given (not --name)."""
+    return {**PRESETS[args.preset], **{k: v for k, v in settings.given(args, GridSpec).items() if k != "name"}}
+
+
 def build_spec(args: argparse.Namespace, name: str) -> GridSpec:
     """The preset's grid, with what the command line gave over it."""
-    return GridSpec(**{**PRESETS[args.preset], **settings.given(args, GridSpec), "name": name})
+    return GridSpec(**grid_fields(args), name=name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         from grid.experiment.run import run
 
         wandb = {f.name: getattr(WandbSettings(**settings.given(args, WandbSettings)), f.name) for f in W_FLAGS}
-        return run(spec, RunOptions(**given, out=out or Path("runs") / name, wandb=wandb))
+        opts = RunOptions(**given, out=out or Path("runs") / name, wandb=wandb, grid_flags=tuple(grid_fields(args)))
+        return run(spec, opts)
     except (GridError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

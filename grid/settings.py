@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -164,6 +165,8 @@ def _check(value: Any, kind: Any, s: Setting, name: str, error: type[Exception])
         raise error(f"{name}: {value!r} is not a number")
     if kind is int and not isinstance(value, int):
         raise error(f"{name}: {value!r} is not a whole number")
+    if kind is float and not math.isfinite(value):
+        raise error(f"{name}: must be a finite number, not {value!r}")
     choices = s.valid()
     if choices is not None and value not in choices:
         raise error(f"{name}: unknown {value!r}; choose from {', '.join(map(str, choices))}")

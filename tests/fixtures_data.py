@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from data.download import shared_jpeg_copy
+
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-SHARED_JPEG_TAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"  # ../shared
+SHARED_JPEG_TAR = shared_jpeg_copy()  # $CIFAR_GRID_SHARED_DATA, else ../shared/data/cifar10-jpeg.tar.gz
 
 
 @dataclass(frozen=True)

@@ -227,3 +227,76 @@ def test_not_a_manifest(shards):
     (shards / "manifest.json").write_text("{")
     with pytest.raises(data.DataError, match=r"manifest.json: not a shard manifest"):
         data.load(shards)
+
+
+# --- sizes and counts a file declares, bounded before they are trusted --------------------------------------
+
+
+def test_an_archive_that_inflates_past_what_cifar10_holds_is_refused(tmp_path, capsys, monkeypatch, faults):
+    """A .tar.gz bomb: 40 KB that inflates to 40 MB. The bound (1 GiB) is lowered so the test stays small."""
+    monkeypatch.setattr("data.tree.MAX_PLAIN_BYTES", 4 << 20)
+    archive = tmp_path / "bomb.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("train/cat/0001.png")
+        info.size = 40 << 20
+        tar.addfile(info, __import__("io").BytesIO(bytes(info.size)))
+    assert archive.stat().st_size < 100_000
+    refused(archive, tmp_path, capsys, r"bomb.tar.gz: decompresses to more than 4 MiB, more than CIFAR-10 holds$")
+    faults.record(survived=True)
+
+
+def test_a_source_bigger_than_cifar10_is_refused_before_it_is_read(tmp_path, capsys, monkeypatch, faults):
+    monkeypatch.setattr("data.tree.MAX_PLAIN_BYTES", 1000)
+    folder = write_imagefolder(tmp_path / "src", DATA)
+    refused(folder, tmp_path, capsys, r"src: [\d,.]+ MiB of files, more than CIFAR-10 holds \(0 MiB at most\)$")
+    archive = tar_folder(folder, tmp_path / "tree.tar")
+    refused(archive, tmp_path, capsys, r"tree.tar: [\d,.]+ MiB of files, more than CIFAR-10 holds")
+    faults.record(survived=True)
+
+
+def test_an_archive_with_more_members_than_cifar10_is_refused(tmp_path, capsys, monkeypatch, faults):
+    monkeypatch.setattr("data.tree.MAX_MEMBERS", 30)
+    archive = tar_folder(write_imagefolder(tmp_path / "src", DATA), tmp_path / "tree.tar")
+    refused(archive, tmp_path, capsys, r"tree.tar: more than 30 members, more than CIFAR-10 holds$")
+    faults.record(survived=True)
+
+
+def _edit_manifest(shards: Path, edit) -> Path:
+    path = shards / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, problem",
+    [
+        (lambda m: m["shards"][0].update(rows=10_001), r"bad shard entry"),
+        (lambda m: m.update(classes=["cat", "dog"]), r"classes \['cat', 'dog'\] are not CIFAR-10's"),
+        (lambda m: m["splits"].update(train=50_001), r"splits .* do not add up to its shards' rows"),
+        (
+            lambda m: m["shards"].extend(dict(m["shards"][0], file=f"train-{k}.parquet") for k in range(1, 6000)),
+            r"[\d,]+ train rows, more than CIFAR-10's 50,000",
+        ),
+    ],
+)
+def test_a_manifest_that_is_not_cifar10_is_refused(shards, capsys, edit, problem, faults):
+    path = _edit_manifest(shards, edit)
+    before = path.read_bytes()
+    argv = ["--arch", "baseline", "--activation", "relu", "--epochs", "1", "--data", str(shards), "--val-size", "5"]
+    from grid.train.__main__ import main as train_main
+
+    assert train_main([*argv, "--out", str(shards.parent / "t")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.match(rf"error: {path}: {problem}", err), err
+    assert path.read_bytes() == before and not (shards.parent / "t").exists()
+    faults.record(survived=True)
+
+
+def test_a_shard_larger_than_its_rows_allow_is_refused_before_it_is_read(shards, faults):
+    path = shards / "test-0.parquet"
+    path.write_bytes(path.read_bytes() + bytes(2 << 20))  # rows x 3 KB plus 2 MB of something else
+    with pytest.raises(data.DataError, match=rf"^{path}: [\d,]+ bytes, more than the [\d,]+ it may hold$"):
+        data.load(shards, val_size=5)
+    faults.record(survived=True)

@@ -1,4 +1,5 @@
-"""The real CIFAR-10 JPEG copy (../shared/data/cifar10-jpeg.tar.gz), end to end on a slice of it."""
+"""The real CIFAR-10 JPEG copy ($CIFAR_GRID_SHARED_DATA, default ../shared/data/cifar10-jpeg.tar.gz), end to end on a
+slice of it."""
 
 import io
 import tarfile
@@ -8,12 +9,16 @@ import pytest
 from PIL import Image
 
 import data
+from data.download import SHARED_COPY_ENV
 from data.sources import read_source
 from tests.fixtures_data import CLASSES, SHARED_JPEG_TAR
 
 PER_CLASS = 6  # the first images of each class folder, in both splits
 
-pytestmark = pytest.mark.skipif(not SHARED_JPEG_TAR.is_file(), reason="the shared JPEG copy is not on this machine")
+pytestmark = pytest.mark.skipif(
+    not SHARED_JPEG_TAR.is_file(),
+    reason=f"no shared JPEG copy at {SHARED_JPEG_TAR}: set {SHARED_COPY_ENV} to cifar10-jpeg.tar.gz",
+)
 
 
 @pytest.fixture(scope="module")

@@ -58,6 +58,7 @@ def test_a_corrupt_shard_fails_its_trainings_with_the_shard_named(grid_shards, t
     assert set(results["status"]) == {"failed"}
     assert results["error"].str.contains("train-0.parquet").all()
     assert "trainings that did not finish cleanly" in printed and "train-0.parquet" in printed
+    assert "history.parquet" not in printed and not (out / "history.parquet").exists()  # no epoch, no history
     faults.record(survived=True)
 
 

@@ -14,9 +14,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow.fs as pafs
+
 import data
 import models
 from data import fs as data_fs
+from data.shards import MAX_MANIFEST_BYTES
 from grid import atomic
 from grid.experiment.plan import PlannedTraining, plan
 from grid.experiment.results import Outcome, fetch_artifacts, frames, read_outcome
@@ -51,35 +54,56 @@ class RunOptions:
     )
     wandb: dict = field(default_factory=dict)  # WandbSettings fields; {} or mode "disabled": off
     status_every_s: float = 30.0
+    grid_flags: tuple[str, ...] = ()  # GridSpec fields the command line set: --resume refuses any that differ
 
 
 def run(spec: GridSpec, opts: RunOptions) -> int:
     """Runs (or resumes) a grid; returns the exit code: 0 when every cell has a result, else 1."""
     out = opts.out.resolve()
-    if not opts.address:
-        _check_local_cpus(spec)
-    if opts.mps and (opts.address or spec.device == "cpu"):
-        raise GridError(
-            "--mps starts CUDA MPS on this machine for a local Ray with a GPU: not with --address "
-            "(start it on each GPU node) nor with --device cpu"
-        )
-    spec = _open_run_folder(spec, opts, out)
-    data_uri = data.resolve_shards(opts.data, opts.cache_dir)
+    recorded = preflight(spec, opts, out)
+    spec = recorded or spec
+    # Resuming without --data: the data the grid recorded, not the official download.
+    source = opts.data if opts.data is not None or recorded is None else recorded.extras.get("data_uri")
+    data_uri = data.resolve_shards(source, opts.cache_dir)
     manifest_bytes = _read_manifest(data_uri)
+    manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
+    if recorded is not None:
+        _check_same_data(recorded, out, data_uri, manifest_sha256)
     _check_split(spec, json.loads(manifest_bytes), data_uri)
     plans = plan(spec)
     shares_prefixes = any(len(p.cells) > 1 for p in plans)
     extras = {
         **spec.extras,
         "data_uri": data_uri,
-        "data_manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+        "data_manifest_sha256": manifest_sha256,
         "code_version": code_version(),
         "prefix_sharing": shares_prefixes,
         "recipe_settings": dataclasses.asdict(RECIPES[spec.recipe]),  # for the report, which has no torch
     }
     spec = GridSpec.from_dict({**spec.to_dict(), "extras": extras})
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out / GRID_FILE, spec.to_dict())
+    try:
+        return _run_grid(spec, opts, out, plans, data_uri, shares_prefixes)
+    except GridError:
+        if recorded is None:  # refused once Ray was up (no GPU on the cluster, ...): the name stays free
+            _forget_new_run(out, created)
+        raise
 
+
+def _forget_new_run(out: Path, created: bool) -> None:
+    """Removes what a new run wrote before any training started: its grid.json, and its folder if empty."""
+    (out / GRID_FILE).unlink(missing_ok=True)
+    if created:
+        with contextlib.suppress(OSError):
+            out.rmdir()
+
+
+def _run_grid(
+    spec: GridSpec, opts: RunOptions, out: Path, plans: list[PlannedTraining], data_uri: str, shares_prefixes: bool
+) -> int:
+    """run()'s work once the run folder records the grid: train what is pending, then write the outputs."""
     storage = opts.storage or str(out / "storage")
     fs, storage_path = data_fs.resolve(storage)
     outcomes = {p.training_id: read_outcome(fs, _train_dir(storage_path, spec, p)) for p in plans}
@@ -114,20 +138,111 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
     return code
 
 
-def _open_run_folder(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec:
-    """A new run never touches an old one's state; --resume continues the grid recorded in the folder."""
-    grid_file = out / GRID_FILE
-    if opts.resume:
-        if not grid_file.is_file():
-            raise GridError(f"{grid_file}: no grid to resume there (start it without --resume)")
-        return GridSpec.from_dict(json.loads(grid_file.read_text()))
-    if out.exists() and any(out.iterdir()):
+def preflight(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec | None:
+    """Every check that needs the filesystem or the machine, before anything is started or written (Ray, the
+    run folder, a cache lock); GridError or DataError in one line. Returns the recorded grid with --resume."""
+    if not opts.address:
+        _check_local_cpus(spec)
+    if opts.mps and (opts.address or spec.device == "cpu"):
         raise GridError(
-            f"{out}: a run is already there; continue it with --resume --name {out.name}, "
-            "or choose another --name / --out"
+            "--mps starts CUDA MPS on this machine for a local Ray with a GPU: not with --address "
+            "(start it on each GPU node) nor with --device cpu"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    return spec
+    problem = atomic.folder_problem(out)
+    if problem:
+        raise GridError(f"--out {out}: {problem}")
+    recorded = _recorded_grid(spec, opts, out) if opts.resume else _check_new_run_folder(out)
+    if not opts.address and (recorded or spec).device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise GridError("--device cuda: this machine has no CUDA GPU that torch can use (a cluster: --address)")
+    _check_storage(opts.storage or str(out / "storage"))
+    _check_data(opts.data, opts.cache_dir)
+    return recorded
+
+
+def _check_new_run_folder(out: Path) -> None:
+    """A new run never touches an old one's files."""
+    if not (out.is_dir() and any(out.iterdir())):
+        return None
+    if (out / GRID_FILE).is_file():
+        raise GridError(f"--out {out}: a run is already there; continue it with --resume --out {out}")
+    raise GridError(f"--out {out}: not empty and holds no grid; choose another --name / --out")
+
+
+def _recorded_grid(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec:
+    """The grid in OUT/grid.json, which --resume continues; refused when the command line asks for another."""
+    grid_file = out / GRID_FILE
+    if not grid_file.is_file():
+        raise GridError(f"--resume: {grid_file}: no grid to resume there (start it without --resume)")
+    try:
+        recorded = GridSpec.from_dict(json.loads(grid_file.read_text()))
+    except (ValueError, TypeError) as e:
+        raise GridError(f"--resume: {grid_file}: not a grid this code reads ({' '.join(str(e).split())})") from None
+    differ = [
+        f"--{name.replace('_', '-')} {_shown(getattr(spec, name))} (recorded: {_shown(getattr(recorded, name))})"
+        for name in opts.grid_flags
+        if _comparable(getattr(spec, name)) != _comparable(getattr(recorded, name))
+    ]
+    if differ:
+        raise GridError(f"--resume: {grid_file} records another grid: {'; '.join(differ)}; drop those flags")
+    return recorded
+
+
+def _comparable(value):
+    return sorted(value) if isinstance(value, tuple) else value  # axes are sets: order does not matter
+
+
+def _shown(value) -> str:
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _check_storage(storage: str) -> None:
+    if not data_fs.is_uri(storage):
+        problem = atomic.folder_problem(storage)
+        if problem:
+            raise GridError(f"--storage {storage}: {problem}")
+        return
+    try:
+        fs, path = data_fs.resolve(storage)
+        info = fs.get_file_info(path)
+        bucket = fs.get_file_info(path.split("/", 1)[0]) if isinstance(fs, pafs.S3FileSystem) else None
+    except data.DataError as e:
+        raise GridError(f"--storage {e}") from None
+    except (OSError, ValueError) as e:  # pyarrow's errors: unknown bucket, no endpoint, refused credentials
+        raise GridError(f"--storage {storage}: {data_fs.describe(e)}") from None
+    if info.type == pafs.FileType.File:
+        raise GridError(f"--storage {storage}: exists and is not a folder")
+    if bucket is not None and bucket.type == pafs.FileType.NotFound:
+        raise GridError(f"--storage {storage}: the bucket {bucket.path} does not exist")
+
+
+def _check_data(source: str | None, cache_dir: str) -> None:
+    """Data that cannot be read is refused here; a raw source is read (and checked) when it is prepared."""
+    if source is not None and data_fs.is_uri(source):
+        try:
+            _read_manifest(source)
+        except data.DataError as e:
+            raise data.DataError(f"--data {e}") from None
+        return
+    if source is not None and not Path(source).expanduser().exists():
+        raise data.DataError(f"--data {source}: does not exist")
+    if source is None or not Path(source, "manifest.json").is_file():  # a raw source, prepared in cache_dir
+        problem = atomic.folder_problem(Path(cache_dir).expanduser())
+        if problem:
+            raise GridError(f"--cache-dir {cache_dir}: {problem}")
+
+
+def _check_same_data(recorded: GridSpec, out: Path, data_uri: str, manifest_sha256: str) -> None:
+    """Every result of a resumed grid must come from one data set: the manifest it recorded."""
+    before = recorded.extras.get("data_manifest_sha256")
+    if before and before != manifest_sha256:
+        raise GridError(
+            f"--data: {data_fs.join(data_uri, 'manifest.json')} (sha256 {manifest_sha256[:16]}) is not the data "
+            f"{out / GRID_FILE} was trained on ({data_fs.join(recorded.extras.get('data_uri', '?'), 'manifest.json')}, "
+            f"sha256 {before[:16]}); resume with that --data"
+        )
 
 
 def costliest_first(pending: list[PlannedTraining], resumed: dict[str, int]) -> list[PlannedTraining]:
@@ -277,7 +392,8 @@ def _write_outputs(spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[
         print("\ntrainings that did not finish cleanly:")
         for training_id, status, error in sorted(bad):
             print(f"  {training_id}: {status}: {error or 'no reason recorded'}")
-    print(f"\nresults: {out / 'results.parquet'} (and .csv), history: {out / 'history.parquet'}")
+    history_note = f", history: {out / 'history.parquet'}" if not history.empty else " (no training recorded an epoch)"
+    print(f"\nresults: {out / 'results.parquet'} (and .csv){history_note}")
     print(f"tables: {out / 'tables'}/, plots: {out / 'plots'}/, per training: {out / 'trainings'}/")
     print(f"report: {report_path}")
     if len(missing):
@@ -305,15 +421,15 @@ def _check_local_cpus(spec: GridSpec) -> None:
     cpus = os.cpu_count() or 1
     if spec.workers * spec.cpus_per_worker > cpus:
         raise GridError(
-            f"{spec.workers} workers x {spec.cpus_per_worker} CPUs per training need "
+            f"--workers {spec.workers} x --cpus-per-worker {spec.cpus_per_worker}: a training needs "
             f"{spec.workers * spec.cpus_per_worker} CPUs but this machine has {cpus}"
         )
 
 
 def _read_manifest(data_uri: str) -> bytes:
     fs, path = data_fs.resolve(data_uri)
-    with fs.open_input_stream(posixpath.join(path, "manifest.json")) as f:
-        return f.read()
+    where = data_fs.join(data_uri, "manifest.json")
+    return data_fs.read_bytes(fs, posixpath.join(path, "manifest.json"), where, MAX_MANIFEST_BYTES).to_pybytes()
 
 
 def _check_split(spec: GridSpec, manifest: dict, data_uri: str) -> None:

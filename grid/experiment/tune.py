@@ -58,6 +58,9 @@ def start_ray(address: str | None, verbose: bool, extra_env: dict[str, str] | No
         ray.init(
             address="local",
             resources={DRIVER_RESOURCE: 1024},
+            # The dashboard's module processes come from a multiprocessing forkserver that Ray kills at
+            # shutdown before it can remove its /tmp/pymp-* folder; a local grid never uses the dashboard.
+            include_dashboard=False,
             runtime_env=runtime_env,
             log_to_driver=verbose,
             logging_level=level,

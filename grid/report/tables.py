@@ -30,6 +30,7 @@ REQUIRED = (
     "training_id",
 )
 OPTIONAL = {"val_acc": math.nan, "train_loss": math.nan, "val_loss": math.nan, "seconds": math.nan, "error": ""}
+NUMERIC = ("seed", "epochs", "test_acc", "test_acc_as_published", "val_acc", "train_loss", "val_loss", "seconds")
 KEYS = ["arch", "activation", "recipe", "epochs"]
 
 LEGEND = (
@@ -80,6 +81,9 @@ def check_results(results: pd.DataFrame) -> pd.DataFrame:
     out = results.copy()
     for col, default in OPTIONAL.items():
         out[col] = out[col] if col in out.columns else default
+    wrong = [f"{c} ({out[c].dtype})" for c in NUMERIC if not pd.api.types.is_numeric_dtype(out[c])]
+    if wrong:  # e.g. a hand-edited CSV with text in a number column: refused here, not as a traceback later
+        raise ValueError(f"columns that must hold numbers do not: {', '.join(wrong)}")
     out["error"] = out["error"].fillna("").astype(str)
     out["status"] = out["status"].fillna("missing").astype(str)
     out["training_id"] = out["training_id"].fillna("").astype(str)

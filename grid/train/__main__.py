@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from grid import settings
-from grid.atomic import write_json
+from grid.atomic import folder_problem, write_json
 from grid.files import METRICS_FILE, STATE_FILE
 from grid.train.config import TrainConfig, TrainSettings
 
@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig(**settings.given(args, TrainConfig))
     except ValueError as e:
         return _fail(str(e))
+    out = Path(args.out or Path("runs", "train", cfg.training_id))
+    problem = folder_problem(out)
+    if problem:  # before a whole epoch is trained and its checkpoint cannot be saved
+        return _fail(f"--out {out}: {problem}")
 
     import data  # after argument checks: bad usage fails fast, before torch's data stack loads
     from grid.train.training import Diverged, Training
@@ -62,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     except (data.DataError, ValueError) as e:
         return _fail(str(e))
 
-    out = Path(args.out or Path("runs", "train", cfg.training_id))
     ckpt = out / "checkpoint"
     if args.resume and (ckpt / STATE_FILE).is_file():
         training.load_checkpoint(ckpt)
