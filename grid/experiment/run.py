@@ -59,15 +59,7 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
     _check_split(spec, json.loads(manifest_bytes), data_uri)
     plans = plan(spec)
     shares_prefixes = any(len(p.cells) > 1 for p in plans)
-    extras = {
-        **spec.extras,
-        "data_uri": data_uri,
-        "data_manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
-        "code_version": code_version(),
-        "prefix_sharing": shares_prefixes,
-        "recipe_settings": dataclasses.asdict(RECIPES[spec.recipe]),  # for the report, which has no torch
-    }
-    spec = GridSpec.from_dict({**spec.to_dict(), "extras": extras})
+    spec = recorded(spec, data_uri, manifest_bytes, shares_prefixes)
     atomic.write_json(out / GRID_FILE, spec.to_dict())
 
     storage = opts.storage or str(out / "storage")
@@ -102,6 +94,19 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
     if opts.wandb and pending:
         _print_wandb_sync(opts, out)
     return code
+
+
+def recorded(spec: GridSpec, data_uri: str, manifest_bytes: bytes, prefix_sharing: bool) -> GridSpec:
+    """The spec as grid.json records it: with what the report shows under `extras`."""
+    extras = {
+        **spec.extras,
+        "data_uri": data_uri,
+        "data_manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+        "code_version": code_version(),
+        "prefix_sharing": prefix_sharing,
+        "recipe_settings": dataclasses.asdict(RECIPES[spec.recipe]),  # for the report, which has no torch
+    }
+    return GridSpec.from_dict({**spec.to_dict(), "extras": extras})
 
 
 def _open_run_folder(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec:
