@@ -85,7 +85,12 @@ def epoch_metrics(epoch: int, shift: float = 0.0) -> dict:
 
 
 def start(
-    tmp_path: Path, s: WandbSettings | None = None, history=(), config: dict | None = None, logged_epoch: int = 0
+    tmp_path: Path,
+    s: WandbSettings | None = None,
+    history=(),
+    config: dict | None = None,
+    logged_epoch: int = 0,
+    fallback: str = "",
 ) -> WandbRun:
     return WandbRun.start(
         s or settings(tmp_path),
@@ -97,6 +102,7 @@ def start(
         run_dir=tmp_path / "runs" / GRID / "trainings" / TID,
         history=history,
         logged_epoch=logged_epoch,
+        fallback=fallback,
     )
 
 
@@ -177,6 +183,7 @@ def test_sync_command_only_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert sync_command(WandbSettings(mode="disabled", dir=tmp_path)) is None
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     assert sync_command(WandbSettings(dir=tmp_path)) is None  # online: nothing to sync
+    assert sync_command(WandbSettings(dir=tmp_path), offline_runs=True)  # unless some runs fell back
 
 
 def test_run_id_is_stable_and_valid() -> None:
@@ -401,10 +408,23 @@ def unreachable(request: pytest.FixtureRequest) -> Iterator[str]:
         server.shutdown()
 
 
+def leet_history(folder: Path) -> list[dict]:
+    """The history rows as wandb's own reader of .wandb files (`wandb leet inspect --json`) sees them."""
+    cli = [Path(sys.executable).with_name("wandb"), "leet", "inspect", "--json", folder / f"run-{RID}.wandb"]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=60, check=True)
+    return [
+        {k: float(v) if v == "NaN" else v for k, v in r["history"]["item"].items() if k[0] != "_"}
+        for r in map(json.loads, done.stdout.splitlines())
+        if r.get("type") == "history"
+    ]
+
+
 @pytest.mark.parametrize("unreachable", ["refused", "hanging", "bad_key"], indirect=True)
-def test_online_failure_is_bounded_and_warned_once(
+def test_online_failure_falls_back_to_offline_within_bounds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, unreachable: str
 ) -> None:
+    """No route to W&B, a server that never answers, a refused key: the run goes on offline with the same id,
+    every epoch kept for `wandb sync`; a resumed attempt stays offline (its epochs must follow the first's)."""
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     monkeypatch.setenv("WANDB_BASE_URL", unreachable)
     s = settings(tmp_path, mode="auto")
@@ -413,16 +433,37 @@ def test_online_failure_is_bounded_and_warned_once(
 
     t0 = time.monotonic()
     run = start(tmp_path, s, history=[epoch_metrics(1)])
-    assert time.monotonic() - t0 < BOUND
-    assert not run.active
-    files = artifacts(tmp_path)
-    t0 = time.monotonic()
-    for e in range(2, 50):  # the training goes on; these are no-ops
+    assert time.monotonic() - t0 < BOUND + 2  # the online attempt, then an offline start
+    assert run.active and run.fallback and FAKE_KEY not in run.fallback
+    for e in range(2, 6):
         run.log_epoch(epoch_metrics(e))
-    run.finish({"best_val_acc": 0.4}, files)
-    assert time.monotonic() - t0 < 0.1
+    run.finish({"best_val_acc": 0.4}, artifacts(tmp_path))
     (warning,) = warnings_of(caplog)
-    assert warning.startswith("W&B start failed for baseline-relu-paper-0") and FAKE_KEY not in warning
+    assert warning.startswith("W&B online failed for baseline-relu-paper-0") and FAKE_KEY not in warning
+
+    t0 = time.monotonic()
+    resumed = start(tmp_path, s, history=[epoch_metrics(e) for e in range(1, 6)], logged_epoch=5, fallback=run.fallback)
+    assert time.monotonic() - t0 < BOUND - INIT_TIMEOUT  # straight to offline: no second online wait
+    assert resumed.fallback == run.fallback
+    for e in range(6, 8):
+        resumed.log_epoch(epoch_metrics(e))
+    resumed.finish({}, [])
+
+    offline = [f for f in wandb_files(tmp_path) if f.name.startswith("offline-run-")]
+    assert len(offline) == 2 and all(RID in f.name for f in offline)
+    rows = [row for folder in offline for row in leet_history(folder)]
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(rows), pd.DataFrame([epoch_metrics(e) for e in range(1, 8)]), check_exact=True, check_like=True
+    )
+    command = sync_command(s, offline_runs=True)
+    assert command == f"wandb sync --project cifar-grid {tmp_path / 'runs' / GRID / 'wandb'}"
+    dry = subprocess.run(
+        [Path(sys.executable).with_name("wandb"), *command.split()[1:], "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Would sync 2 run(s)" in dry.stderr + dry.stdout  # the offline folders, not the failed online one
 
 
 def test_failure_mid_run_disables_quietly(caplog: pytest.LogCaptureFixture) -> None:

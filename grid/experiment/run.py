@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -14,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 import data
 import models
 from data import fs as data_fs
@@ -23,7 +26,7 @@ from grid.experiment.results import Outcome, fetch_artifacts, frames, read_outco
 from grid.experiment.spec import GridError, GridSpec
 from grid.experiment.worker import Job
 from grid.report import html as report
-from grid.report import tables
+from grid.report import tables, verdict
 from grid.train.recipes import RECIPES
 
 GRID_FILE = "grid.json"
@@ -90,10 +93,25 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
             outcome.status, outcome.error = "failed", failures[p.training_id]
         outcomes[p.training_id] = outcome
         fetch_artifacts(fs, outcome, out / "trainings" / p.training_id)
-    code = _write_outputs(spec, plans, outcomes, out)
-    if opts.wandb and pending:
-        _print_wandb_sync(opts, out)
+    fell_back = [o.wandb_fallback for o in outcomes.values() if o.wandb_fallback]
+    if opts.wandb and fell_back:
+        print(fallback_line(fell_back, len(plans), out / "wandb"), flush=True)
+    code, results = _write_outputs(spec, plans, outcomes, out)
+    if opts.wandb and (pending or fell_back):
+        _print_wandb_sync(opts, out, offline_runs=bool(fell_back))
+    print("\n" + verdict.to_markdown(verdict.verdict(results, spec.to_dict())), end="")  # the last lines
     return code
+
+
+def fallback_line(reasons: list[str], trainings: int, folder: Path) -> str:
+    """One line for the grid's output: how many runs went offline though online was asked, and why."""
+    counts = collections.Counter(reasons)
+    why, _ = counts.most_common(1)[0]
+    others = f"; {len(counts) - 1} other reason(s) in the workers' logs" if len(counts) > 1 else ""
+    return (
+        f"W&B: {len(reasons)} of {trainings} trainings could not log online ({why}{others}); "
+        f"their runs were logged offline in {folder}"
+    )
 
 
 def recorded(spec: GridSpec, data_uri: str, manifest_bytes: bytes, prefix_sharing: bool) -> GridSpec:
@@ -253,7 +271,10 @@ def _train_dir(storage_path: str, spec: GridSpec, p: PlannedTraining) -> str:
     return posixpath.join(storage_path, _train_run_name(spec, p))
 
 
-def _write_outputs(spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[str, Outcome], out: Path) -> int:
+def _write_outputs(
+    spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[str, Outcome], out: Path
+) -> tuple[int, pd.DataFrame]:
+    """Writes the results, tables, plots and report; prints the tables; returns (exit code, results)."""
     results, history = frames(plans, outcomes)
     atomic.write_parquet(out / "results.parquet", results)
     atomic.write_csv(out / "results.csv", results)
@@ -277,7 +298,7 @@ def _write_outputs(spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[
     print(f"report: {report_path}")
     if len(missing):
         print(f"{len(missing)} of {len(results)} cells have no result", file=sys.stderr)
-    return 1 if len(missing) else 0
+    return (1 if len(missing) else 0), results
 
 
 def _record_trial_times(out: Path, times: dict[str, list[float]]) -> None:
@@ -288,10 +309,11 @@ def _record_trial_times(out: Path, times: dict[str, list[float]]) -> None:
     atomic.write_json(path, recorded)
 
 
-def _print_wandb_sync(opts: RunOptions, out: Path) -> None:
+def _print_wandb_sync(opts: RunOptions, out: Path, offline_runs: bool) -> None:
     from grid.wandb_settings import WandbSettings, sync_command
 
-    command = sync_command(WandbSettings(**{**opts.wandb, "dir": Path(opts.wandb.get("dir") or out / "wandb")}))
+    settings = WandbSettings(**{**opts.wandb, "dir": Path(opts.wandb.get("dir") or out / "wandb")})
+    command = sync_command(settings, offline_runs=offline_runs)
     if command:
         print(f"W&B ran offline; to upload the runs: {command}")
 

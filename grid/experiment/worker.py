@@ -81,7 +81,7 @@ def train_loop(job_dict: dict[str, Any]) -> None:
         ray.train.report({"status": previous["status"], "epoch": training.epoch})
         return
 
-    run = _start_wandb(job, training, cifar, rank, logged_epoch=previous.get("wandb_epoch", 0))
+    run = _start_wandb(job, training, cifar, rank, previous)
     # Where the training ran, across restarts: the multi-node tests check it moved when a node died.
     here = {"node_id": ray.get_runtime_context().get_node_id(), "from_epoch": training.epoch, "world_size": world}
     runs = [*previous.get("runs", []), here]
@@ -142,6 +142,7 @@ class _Reporter:
                 "cells": list(self.job.cells),
                 "runs": self.runs,
                 "wandb_epoch": self.wandb_run.logged_epoch,
+                "wandb_fallback": self.wandb_run.fallback,  # why its run is offline though online was asked
             }
             (folder / STATUS_FILE).write_text(json.dumps(status_doc))
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
@@ -159,7 +160,7 @@ def _restore(training: Training, checkpoint) -> dict[str, Any]:
     return status
 
 
-def _start_wandb(job: Job, training: Training, cifar: data.Cifar10, rank: int, logged_epoch: int):
+def _start_wandb(job: Job, training: Training, cifar: data.Cifar10, rank: int, previous: dict[str, Any]):
     from grid.experiment.wandb_run import WandbRun
     from grid.wandb_settings import WandbSettings
 
@@ -184,7 +185,8 @@ def _start_wandb(job: Job, training: Training, cifar: data.Cifar10, rank: int, l
         tags=[cfg.arch, cfg.activation, cfg.recipe, f"seed{cfg.seed}"],
         run_dir=Path(settings.dir or "."),
         history=training.history,
-        logged_epoch=logged_epoch,
+        logged_epoch=previous.get("wandb_epoch", 0),
+        fallback=previous.get("wandb_fallback", ""),
     )
 
 

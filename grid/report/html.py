@@ -256,7 +256,8 @@ def _verdict(v: verdict.Verdict, figures: list[str]) -> str:
         for r in rows
     )
     findings = "".join(
-        f"<li><strong>{escape(f.status)}</strong>: {escape(f.claim)}. {escape(f.evidence)}. <i>Rule: {escape(f.rule)}.</i></li>"
+        f"<li><strong>{escape(f.status)}</strong>: {escape(f.claim)}. {escape(f.evidence)}. "
+        + f"<i>Rule: {escape(f.rule)}.</i></li>"
         for f in v.findings
     )
     caveats = "".join(f"<li>caveat: {escape(c)}</li>" for c in v.caveats)
