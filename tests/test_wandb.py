@@ -25,6 +25,7 @@ from grid.experiment.wandb_run import WandbRun, _epochs_in_resumed_run, run_id
 from grid.report import wandb_report
 from grid.wandb_settings import WandbSettings, resolved_mode, sync_command
 from tests import wandb_files as wandb_history
+from tests.test_verdict import README_RUN, results
 
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # 40 characters, like a real key
 GRID = "grid-test"
@@ -539,6 +540,7 @@ def run_folder(tmp_path: Path) -> Path:
     (run_dir / "grid.json").write_text(json.dumps({"name": GRID}))
     for name in wandb_report.PAPER_TABLES[:3]:
         (run_dir / "tables" / f"{name}.md").write_text(f"### {name}\n\n| epochs | published |\n|---|---|\n")
+    results(README_RUN).to_parquet(run_dir / "results.parquet")  # the README's real baseline run
     return run_dir
 
 
@@ -559,6 +561,8 @@ def test_report_spec_offline(tmp_path: Path) -> None:
     assert [t["name"] for t in spec["tables"]] == ["table_3_1", "table_3_2", "table_3_3"]
     assert spec["tables"][0]["markdown"].startswith("### table_3_1")
     assert len(spec["notes"]) == 1 and spec["notes"][0].startswith("table_3_4: not in")
+    assert spec["verdict"].startswith("**Verdict (paper recipe): 2 of 3 published values")
+    assert spec["results_run"] == f"{GRID}-results" and spec["media"] == ["verdict_plot", "accuracy_plot"]
 
 
 def test_report_saved_form_builds_without_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -575,13 +579,22 @@ def test_report_saved_form_builds_without_network(tmp_path: Path, monkeypatch: p
     )
     model = wandb_report.build_report(spec, "lab")._to_model()
     saved = json.dumps(model.model_dump(by_alias=True, exclude_none=True, mode="json"))
-    assert lookups == [{"entityName": "lab", "projectName": "cifar-grid"}]
+    assert lookups == [{"entityName": "lab", "projectName": "cifar-grid"}] * 2  # the trainings' and results runsets
     for panel in wandb_report.PANELS:
         assert f'"chartTitle": "{panel.title}"' in saved
         assert f'"xAxis": "epoch", "metrics": {json.dumps(list(panel.y))}' in saved
     assert '"name": "arch.value"' in saved and '"name": "activation.value"' in saved
     assert '"value": "grid-test"' in saved  # the runs of this grid only
     assert "### table_3_2" in saved
+    assert saved.count('"groupArea": "stddev"') == len(wandb_report.PANELS)  # seeds of a cell: mean ± std
+    assert '"mediaKeys": ["verdict_plot", "accuracy_plot"]' in saved  # the results run's plots
+    assert '"name": "jobType"}, "op": "=", "value": "train"' in saved  # curves of the trainings only
+    assert (
+        saved.index("Verdict: did it reproduce the paper?")
+        < saved.index("mediaKeys")
+        < saved.index('chartTitle": "Test')
+    )
+    assert "2 of 3 published values in this grid consistent with ours" in saved
 
 
 def test_publish_falls_back_to_the_spec(

@@ -97,9 +97,10 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
     if opts.wandb and fell_back:
         print(fallback_line(fell_back, len(plans), out / "wandb"), flush=True)
     code, results = _write_outputs(spec, plans, outcomes, out)
-    if opts.wandb and (pending or fell_back):
-        _print_wandb_sync(opts, out, offline_runs=bool(fell_back))
-    print("\n" + verdict.to_markdown(verdict.verdict(results, spec.to_dict())), end="")  # the last lines
+    found = verdict.verdict(results, spec.to_dict())
+    if opts.wandb and opts.wandb.get("mode") != "disabled":
+        print("\n".join(_wandb_epilogue(opts, spec, out, found, offline_runs=bool(fell_back))))
+    print("\n" + verdict.to_markdown(found), end="")  # the last lines printed
     return code
 
 
@@ -309,13 +310,12 @@ def _record_trial_times(out: Path, times: dict[str, list[float]]) -> None:
     atomic.write_json(path, recorded)
 
 
-def _print_wandb_sync(opts: RunOptions, out: Path, offline_runs: bool) -> None:
-    from grid.wandb_settings import WandbSettings, sync_command
+def _wandb_epilogue(opts: RunOptions, spec: GridSpec, out: Path, found, offline_runs: bool) -> list[str]:
+    from grid.experiment.wandb_results import end_of_grid
+    from grid.wandb_settings import WandbSettings
 
     settings = WandbSettings(**{**opts.wandb, "dir": Path(opts.wandb.get("dir") or out / "wandb")})
-    command = sync_command(settings, offline_runs=offline_runs)
-    if command:
-        print(f"W&B ran offline; to upload the runs: {command}")
+    return end_of_grid(settings, spec.name, out, found, offline_runs)
 
 
 def _check_local_cpus(spec: GridSpec) -> None:

@@ -96,7 +96,7 @@ class WandbRun:
         )
         try:
             folder = wandb_dir(settings)
-            run, fallback = _init_or_offline(settings, mode, rid, folder, fallback, label, **run_args)
+            run, fallback = init_or_offline(settings, mode, rid, folder, fallback, label, **run_args)
             done = max(logged_epoch, _epochs_in_resumed_run(run))
         except Exception as e:  # noqa: BLE001 - any W&B failure must leave the training running
             cls(label=label)._fail("start", e)
@@ -155,7 +155,7 @@ class WandbRun:
             )
 
 
-def _init_or_offline(
+def init_or_offline(
     settings: WandbSettings, mode: str, rid: str, folder: Path, fallback: str, label: str, **run: Any
 ) -> tuple[Any, str]:
     """(the run, why it is offline though online was asked for, or ""): online first unless an earlier
@@ -164,7 +164,8 @@ def _init_or_offline(
         try:
             return _init(settings, mode, rid, folder, **run), ""
         except Exception as e:  # noqa: BLE001 - no network, bad key, server down: keep the curves offline
-            fallback = redact(" ".join(f"{type(e).__name__}: {e}".split()))[:200]
+            # Without the run id, the reasons of a grid's runs compare equal (the grid prints each once).
+            fallback = redact(" ".join(f"{type(e).__name__}: {e}".split())).replace(rid, "<id>")[:200]
             import wandb
 
             wandb.teardown()  # the failed run's stream still holds the id in this process's wandb service
@@ -180,6 +181,8 @@ def _init(settings: WandbSettings, mode: str, rid: str, folder: Path, **run: Any
     os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
     import wandb  # here, not at the top: a disabled grid never pays for importing wandb
 
+    run = {"job_type": "train", **run}
+
     return _with_step_metric(
         wandb.init(
             project=settings.project,
@@ -188,7 +191,6 @@ def _init(settings: WandbSettings, mode: str, rid: str, folder: Path, **run: Any
             resume="allow",
             mode=mode,
             dir=folder.parent,
-            job_type="train",
             **run,  # wandb writes into dir/wandb, i.e. `folder`
             settings=wandb.Settings(
                 init_timeout=settings.init_timeout,
