@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 import data
+from grid.report import published
 from grid.train.config import TrainConfig
 from grid.train.training import Diverged, Training
 
@@ -195,10 +196,14 @@ def _summary(training: Training, cells: tuple[int, ...]) -> dict[str, float]:
     summary: dict[str, float] = {}
     if history:
         summary["best_val_acc"] = max(h["val_acc"] for h in history)
+    cfg = training.cfg
     for e in cells:
         if e <= len(history):
             summary[f"test_acc@{e}"] = history[e - 1]["test_acc"]
             summary[f"test_acc_as_published@{e}"] = history[e - 1]["test_acc_as_published"]
+            paper = published.lookup(cfg.arch, cfg.activation, e) if cfg.recipe == "paper" else None
+            if paper:  # beside our cell, the value the paper published for it
+                summary[f"published@{e}"] = paper.accuracy
     return summary
 
 
