@@ -88,7 +88,7 @@ table{border-collapse:collapse;margin:0.5em 0;font-size:13px}td,th{border:1px so
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}td.bad{color:#b00;font-weight:600}
 ul.notes{font-size:12px;color:#444}img{max-width:100%}code{font-size:12px}.wide{overflow-x:auto}
 p.headline{font-size:18px;font-weight:600}td.good{color:#070;font-weight:600}.row{display:flex;flex-wrap:wrap;gap:1em}
-.row img{max-height:560px}table.config td{font-size:12px}"""
+.row img{height:420px;width:auto;max-width:100%}table.config td{font-size:12px}"""
 
 FIRST_PLOTS = ("verdict.png", "accuracy.png")  # published vs ours, beside the accuracy-by-epochs curves
 BAD_STATUSES = {"diverged", "failed", "missing", "partial"}
