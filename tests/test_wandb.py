@@ -619,3 +619,36 @@ def test_push_command_reads_the_spec(
     path = wandb_report.write_spec(run_folder(tmp_path), {"title": "t"})
     assert wandb_report.main(["push", str(path)]) == 0
     assert pushed == [{"title": "t"}] and capsys.readouterr().out == "https://wandb.ai/r\n"
+
+
+def test_grid_results_artifact_and_epilogue_offline(tmp_path: Path) -> None:
+    """The grid's results run holds the artifact (results, tables, plots, report.html) and the verdict in
+    its summary; the epilogue names the report's spec and the sync command."""
+    from grid.experiment.wandb_results import end_of_grid, results_run_name
+    from grid.report import html, verdict
+
+    run_dir = run_folder(tmp_path)
+    html.build(run_dir)
+    found = verdict.verdict(results(README_RUN))
+    lines = end_of_grid(settings(tmp_path), GRID, run_dir, found, offline_runs=False)
+    assert lines[0] == f"W&B: the grid's results (artifact {results_run_name(GRID)}) logged offline"
+    assert lines[1].endswith(f"push {run_dir / 'wandb_report.json'}")
+    assert lines[2].endswith(f"wandb sync --project cifar-grid {run_dir / 'wandb'}")
+    rid = run_id(GRID, "grid-results")
+    (folder,) = (run_dir / "wandb").glob(f"offline-run-*-{rid}")
+    kinds = [r.WhichOneof("record_type") for r in wandb_history.read_records(folder / f"run-{rid}.wandb")]
+    artifacts = records_of(folder, rid, "artifact")  # the verdict's wandb.Table is an artifact of its own
+    (artifact,) = [a for a in artifacts if a.type == "grid-results"]
+    assert "artifact" in kinds and artifact.name == f"{GRID}-results"
+    paths = {e.path for e in artifact.manifest.contents}
+    assert {"results.parquet", "report.html", "tables/table_3_1.md", "plots/verdict.png"} <= paths
+    summary = {u.key: json.loads(u.value_json) for s in records_of(folder, rid, "summary") for u in s.update if u.key}
+    assert summary["verdict"] == found.headline and summary["status/baseline/swish@100"] == "not consistent"
+
+
+def records_of(folder: Path, rid: str, kind: str) -> list:
+    return [
+        getattr(r, kind)
+        for r in wandb_history.read_records(folder / f"run-{rid}.wandb")
+        if r.WhichOneof("record_type") == kind
+    ]

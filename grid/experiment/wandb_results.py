@@ -40,8 +40,8 @@ def log_grid_results(settings: WandbSettings, group: str, out: Path, verdict: ve
         config = {"grid": group, "verdict_rule": verdicts.RULE}
         run_args = dict(name=name, group=group, tags=["results"], config=config, job_type="results")
         run, fallback = init_or_offline(
-            settings, mode, run_id(group, RESULTS_ID), wandb_dir(settings), "", name, **run_args
-        )
+            settings, mode, run_id(group, RESULTS_ID), wandb_dir(settings), "", name, warn=False, **run_args
+        )  # not warned: end_of_grid says how it was logged
         run.log_artifact(_artifact(wandb, name, out))
         images = {k: wandb.Image(str(out / v)) for k, v in IMAGES.items() if (out / v).is_file()}
         run.log({**images, "verdict": _verdict_table(wandb, verdict)})

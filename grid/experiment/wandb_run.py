@@ -156,10 +156,11 @@ class WandbRun:
 
 
 def init_or_offline(
-    settings: WandbSettings, mode: str, rid: str, folder: Path, fallback: str, label: str, **run: Any
+    settings: WandbSettings, mode: str, rid: str, folder: Path, fallback: str, label: str, warn: bool = True, **run: Any
 ) -> tuple[Any, str]:
     """(the run, why it is offline though online was asked for, or ""): online first unless an earlier
-    attempt fell back; an online start that fails is retried offline with the same id."""
+    attempt fell back; an online start that fails is retried offline with the same id (warned about
+    unless not `warn`: the caller says so itself)."""
     if mode == "online" and not fallback:
         try:
             return _init(settings, mode, rid, folder, **run), ""
@@ -169,10 +170,9 @@ def init_or_offline(
             import wandb
 
             wandb.teardown()  # the failed run's stream still holds the id in this process's wandb service
-    if mode == "online":
+    if mode == "online" and warn:
         log.warning("W&B online failed for %s (%s); logging offline to %s for `wandb sync`", label, fallback, folder)
-        mode = "offline"
-    return _init(settings, mode, rid, folder, **run), fallback
+    return _init(settings, "offline" if mode == "online" else mode, rid, folder, **run), fallback
 
 
 def _init(settings: WandbSettings, mode: str, rid: str, folder: Path, **run: Any) -> Any:
