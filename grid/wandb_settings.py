@@ -81,12 +81,15 @@ def wandb_dir(settings: WandbSettings) -> Path:
     return Path(os.environ.get("WANDB_DIR") or ".").absolute() / "wandb"
 
 
-def sync_command(settings: WandbSettings) -> str | None:
-    """The `wandb sync` command that uploads an offline grid; None unless the mode is offline.
+def sync_command(settings: WandbSettings, offline_runs: bool = False) -> str | None:
+    """The `wandb sync` command that uploads an offline grid; None unless the mode is offline or
+    `offline_runs` (some online runs fell back to offline).
 
     It names the folder, not each run: wandb syncs the folders of one run id one after the other in start
-    order, which with step = epoch appends a restarted training's epochs to its run."""
-    if resolved_mode(settings) != "offline":
+    order, which with step = epoch appends a restarted training's epochs to its run; it skips the folders
+    of online runs (named run-*, not offline-run-*) unless told otherwise."""
+    mode = resolved_mode(settings)
+    if mode == "disabled" or (mode == "online" and not offline_runs):
         return None
     args = ["wandb", "sync", "--project", settings.project]
     args += ["--entity", settings.entity] if settings.entity else []

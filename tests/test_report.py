@@ -1,6 +1,7 @@
 """Atomic writes, plots, report.html (self-contained, escaped) and the `python -m grid.report` CLI."""
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -14,6 +15,8 @@ import pytest
 from PIL import Image
 
 from grid import atomic
+from grid.experiment.run import code_version, recorded
+from grid.experiment.spec import GridSpec
 from grid.report import __main__ as report_cli
 from grid.report import html as report
 from grid.report import plots
@@ -21,6 +24,22 @@ from grid.report import plots
 ROOT = Path(__file__).resolve().parents[1]
 EVIL = "<script>alert(1)</script>"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+MANIFEST = b'{"splits": {"train": 50000, "test": 10000}}'
+
+
+def grid_json(name: str, trainings: int, epochs: int) -> dict:
+    """grid.json as `run_grid.py` writes it (grid.experiment.run.recorded); `name` set afterwards, as a
+    hand-edited file could hold a name GridSpec refuses."""
+    spec = GridSpec(
+        name="smoke",
+        archs=("baseline",),
+        activations=("relu",),
+        epochs=tuple(range(1, epochs + 1)),
+        seeds=tuple(range(trainings)),
+    )
+    return {**recorded(spec, "/data/shards", MANIFEST, prefix_sharing=True).to_dict(), "name": name}
 
 
 def make_run(run_dir: Path, name: str = "smoke", trainings: int = 2, epochs: int = 3) -> Path:
@@ -72,18 +91,7 @@ def make_run(run_dir: Path, name: str = "smoke", trainings: int = 2, epochs: int
     run_dir.mkdir(parents=True)
     pd.DataFrame(results).to_parquet(run_dir / "results.parquet")
     pd.DataFrame(history).to_parquet(run_dir / "history.parquet")
-    spec = {
-        "name": name,
-        "archs": ["baseline"],
-        "activations": ["relu"],
-        "epochs": list(range(1, epochs + 1)),
-        "seeds": list(range(trainings)),
-        "recipe": "paper",
-        "data_manifest_sha256": "f" * 64,
-        "code_version": "abc1234",
-        "data_uri": "/data/shards",
-        "prefix_sharing": True,
-    }
+    spec = grid_json(name, trainings, epochs)
     (run_dir / "grid.json").write_text(json.dumps(spec))
     figure = run_dir / "trainings" / "baseline-relu-s0<b>" / "predictions.png"
     figure.parent.mkdir(parents=True)
@@ -151,10 +159,10 @@ def test_plots_are_pngs_and_paged(tmp_path):
     run = make_run(tmp_path / "run", trainings=13)
     results, history, _ = report.load_run(run)
     paths = plots.write_plots(results, history, run)
-    assert [p.name for p in paths] == ["accuracy.png", "losses.png", "losses_2.png"]  # 12 panels a page
+    assert [p.name for p in paths] == ["verdict.png", "accuracy.png", "losses.png", "losses_2.png"]  # 12 a page
     assert all(p.read_bytes().startswith(PNG_MAGIC) for p in paths)
     paths = plots.write_plots(results, history[history["seed"] < 2], run)
-    assert sorted(p.name for p in (run / "plots").iterdir()) == ["accuracy.png", "losses.png"]  # no stale page
+    assert sorted(p.name for p in (run / "plots").iterdir()) == ["accuracy.png", "losses.png", "verdict.png"]
 
 
 # ---- report.html ------------------------------------------------------------------------------------------
@@ -169,14 +177,14 @@ def test_report_is_self_contained_and_escaped(tmp_path):
     assert "<b>" not in html and "baseline-relu-s0&lt;b&gt;" in html  # training ids
     assert "<link" not in html and "url(" not in html
     sources = re.findall(r'src="([^"]*)"', html)
-    assert len(sources) == 3  # accuracy, losses, the training's predictions figure
+    assert len(sources) == 4  # verdict, accuracy, losses, the training's predictions figure
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert all(base64.b64decode(s.split(",", 1)[1]).startswith(PNG_MAGIC) for s in sources)
     for text in (
         "Table 3-1",
         "Full grid",
-        "f" * 64,
-        "abc1234",
+        hashlib.sha256(MANIFEST).hexdigest(),  # recorded under grid.json's extras, as run_grid.py writes it
+        code_version(),
         "lr 0.001",
         "momentum 0.9",
         "batch size 32",
@@ -188,6 +196,9 @@ def test_report_is_self_contained_and_escaped(tmp_path):
         "first k epochs",
     ):
         assert text in html, text
+    assert "not recorded" not in html
+    assert html.index("Verdict (paper recipe)") < html.index("Table 3-1") < html.index("Configuration")
+    assert ">null<" not in html and ">None<" not in html  # no rows of empty settings
     for name in ("Table 3-2", "Table 3-3", "Table 3-4"):
         assert re.search(name + r" \(.*?\): not in this grid", html)
     assert (run / "tables" / "table_3_1.md").is_file() and (run / "plots" / "accuracy.png").is_file()
@@ -200,7 +211,7 @@ def test_report_without_history_or_spec(tmp_path):
     (run / "grid.json").unlink()
     html = report.build(run).read_text()
     assert "<h1>cifar-grid: run</h1>" in html  # the folder's name stands in for the grid's
-    assert len(re.findall(r'src="data:image/png', html)) == 2  # accuracy + predictions, no loss plot
+    assert len(re.findall(r'src="data:image/png', html)) == 3  # verdict, accuracy, predictions; no loss plot
     assert "not recorded" in html  # manifest checksum and code version
 
 
@@ -226,7 +237,7 @@ def test_cli_rebuilds_a_run_dir(tmp_path):
         "full_grid.md",
         "full_grid.csv",
     }
-    assert {p.name for p in (run / "plots").iterdir()} == {"accuracy.png", "losses.png"}
+    assert {p.name for p in (run / "plots").iterdir()} == {"verdict.png", "accuracy.png", "losses.png"}
 
 
 def test_cli_bad_run_dir_exits_2(tmp_path):

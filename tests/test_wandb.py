@@ -25,6 +25,7 @@ from grid.experiment.wandb_run import WandbRun, _epochs_in_resumed_run, run_id
 from grid.report import wandb_report
 from grid.wandb_settings import WandbSettings, resolved_mode, sync_command
 from tests import wandb_files as wandb_history
+from tests.test_verdict import README_RUN, results
 
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # 40 characters, like a real key
 GRID = "grid-test"
@@ -85,7 +86,12 @@ def epoch_metrics(epoch: int, shift: float = 0.0) -> dict:
 
 
 def start(
-    tmp_path: Path, s: WandbSettings | None = None, history=(), config: dict | None = None, logged_epoch: int = 0
+    tmp_path: Path,
+    s: WandbSettings | None = None,
+    history=(),
+    config: dict | None = None,
+    logged_epoch: int = 0,
+    fallback: str = "",
 ) -> WandbRun:
     return WandbRun.start(
         s or settings(tmp_path),
@@ -97,6 +103,7 @@ def start(
         run_dir=tmp_path / "runs" / GRID / "trainings" / TID,
         history=history,
         logged_epoch=logged_epoch,
+        fallback=fallback,
     )
 
 
@@ -177,6 +184,7 @@ def test_sync_command_only_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert sync_command(WandbSettings(mode="disabled", dir=tmp_path)) is None
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     assert sync_command(WandbSettings(dir=tmp_path)) is None  # online: nothing to sync
+    assert sync_command(WandbSettings(dir=tmp_path), offline_runs=True)  # unless some runs fell back
 
 
 def test_run_id_is_stable_and_valid() -> None:
@@ -401,10 +409,23 @@ def unreachable(request: pytest.FixtureRequest) -> Iterator[str]:
         server.shutdown()
 
 
+def leet_history(folder: Path) -> list[dict]:
+    """The history rows as wandb's own reader of .wandb files (`wandb leet inspect --json`) sees them."""
+    cli = [Path(sys.executable).with_name("wandb"), "leet", "inspect", "--json", folder / f"run-{RID}.wandb"]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=60, check=True)
+    return [
+        {k: float(v) if v == "NaN" else v for k, v in r["history"]["item"].items() if k[0] != "_"}
+        for r in map(json.loads, done.stdout.splitlines())
+        if r.get("type") == "history"
+    ]
+
+
 @pytest.mark.parametrize("unreachable", ["refused", "hanging", "bad_key"], indirect=True)
-def test_online_failure_is_bounded_and_warned_once(
+def test_online_failure_falls_back_to_offline_within_bounds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, unreachable: str
 ) -> None:
+    """No route to W&B, a server that never answers, a refused key: the run goes on offline with the same id,
+    every epoch kept for `wandb sync`; a resumed attempt stays offline (its epochs must follow the first's)."""
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     monkeypatch.setenv("WANDB_BASE_URL", unreachable)
     s = settings(tmp_path, mode="auto")
@@ -413,16 +434,37 @@ def test_online_failure_is_bounded_and_warned_once(
 
     t0 = time.monotonic()
     run = start(tmp_path, s, history=[epoch_metrics(1)])
-    assert time.monotonic() - t0 < BOUND
-    assert not run.active
-    files = artifacts(tmp_path)
-    t0 = time.monotonic()
-    for e in range(2, 50):  # the training goes on; these are no-ops
+    assert time.monotonic() - t0 < BOUND + 2  # the online attempt, then an offline start
+    assert run.active and run.fallback and FAKE_KEY not in run.fallback
+    for e in range(2, 6):
         run.log_epoch(epoch_metrics(e))
-    run.finish({"best_val_acc": 0.4}, files)
-    assert time.monotonic() - t0 < 0.1
+    run.finish({"best_val_acc": 0.4}, artifacts(tmp_path))
     (warning,) = warnings_of(caplog)
-    assert warning.startswith("W&B start failed for baseline-relu-paper-0") and FAKE_KEY not in warning
+    assert warning.startswith("W&B online failed for baseline-relu-paper-0") and FAKE_KEY not in warning
+
+    t0 = time.monotonic()
+    resumed = start(tmp_path, s, history=[epoch_metrics(e) for e in range(1, 6)], logged_epoch=5, fallback=run.fallback)
+    assert time.monotonic() - t0 < BOUND - INIT_TIMEOUT  # straight to offline: no second online wait
+    assert resumed.fallback == run.fallback
+    for e in range(6, 8):
+        resumed.log_epoch(epoch_metrics(e))
+    resumed.finish({}, [])
+
+    offline = [f for f in wandb_files(tmp_path) if f.name.startswith("offline-run-")]
+    assert len(offline) == 2 and all(RID in f.name for f in offline)
+    rows = [row for folder in offline for row in leet_history(folder)]
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(rows), pd.DataFrame([epoch_metrics(e) for e in range(1, 8)]), check_exact=True, check_like=True
+    )
+    command = sync_command(s, offline_runs=True)
+    assert command == f"wandb sync --project cifar-grid {tmp_path / 'runs' / GRID / 'wandb'}"
+    dry = subprocess.run(
+        [Path(sys.executable).with_name("wandb"), *command.split()[1:], "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Would sync 2 run(s)" in dry.stderr + dry.stdout  # the offline folders, not the failed online one
 
 
 def test_failure_mid_run_disables_quietly(caplog: pytest.LogCaptureFixture) -> None:
@@ -498,6 +540,7 @@ def run_folder(tmp_path: Path) -> Path:
     (run_dir / "grid.json").write_text(json.dumps({"name": GRID}))
     for name in wandb_report.PAPER_TABLES[:3]:
         (run_dir / "tables" / f"{name}.md").write_text(f"### {name}\n\n| epochs | published |\n|---|---|\n")
+    results(README_RUN).to_parquet(run_dir / "results.parquet")  # the README's real baseline run
     return run_dir
 
 
@@ -518,6 +561,8 @@ def test_report_spec_offline(tmp_path: Path) -> None:
     assert [t["name"] for t in spec["tables"]] == ["table_3_1", "table_3_2", "table_3_3"]
     assert spec["tables"][0]["markdown"].startswith("### table_3_1")
     assert len(spec["notes"]) == 1 and spec["notes"][0].startswith("table_3_4: not in")
+    assert spec["verdict"].startswith("**Verdict (paper recipe): 2 of 3 published values")
+    assert spec["results_run"] == f"{GRID}-results" and spec["media"] == ["verdict_plot", "accuracy_plot"]
 
 
 def test_report_saved_form_builds_without_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -534,13 +579,22 @@ def test_report_saved_form_builds_without_network(tmp_path: Path, monkeypatch: p
     )
     model = wandb_report.build_report(spec, "lab")._to_model()
     saved = json.dumps(model.model_dump(by_alias=True, exclude_none=True, mode="json"))
-    assert lookups == [{"entityName": "lab", "projectName": "cifar-grid"}]
+    assert lookups == [{"entityName": "lab", "projectName": "cifar-grid"}] * 2  # the trainings' and results runsets
     for panel in wandb_report.PANELS:
         assert f'"chartTitle": "{panel.title}"' in saved
         assert f'"xAxis": "epoch", "metrics": {json.dumps(list(panel.y))}' in saved
     assert '"name": "arch.value"' in saved and '"name": "activation.value"' in saved
     assert '"value": "grid-test"' in saved  # the runs of this grid only
     assert "### table_3_2" in saved
+    assert saved.count('"groupArea": "stddev"') == len(wandb_report.PANELS)  # seeds of a cell: mean ± std
+    assert '"mediaKeys": ["verdict_plot", "accuracy_plot"]' in saved  # the results run's plots
+    assert '"name": "jobType"}, "op": "=", "value": "train"' in saved  # curves of the trainings only
+    assert (
+        saved.index("Verdict: did it reproduce the paper?")
+        < saved.index("mediaKeys")
+        < saved.index('chartTitle": "Test')
+    )
+    assert "2 of 3 published values in this grid consistent with ours" in saved
 
 
 def test_publish_falls_back_to_the_spec(
@@ -565,3 +619,36 @@ def test_push_command_reads_the_spec(
     path = wandb_report.write_spec(run_folder(tmp_path), {"title": "t"})
     assert wandb_report.main(["push", str(path)]) == 0
     assert pushed == [{"title": "t"}] and capsys.readouterr().out == "https://wandb.ai/r\n"
+
+
+def test_grid_results_artifact_and_epilogue_offline(tmp_path: Path) -> None:
+    """The grid's results run holds the artifact (results, tables, plots, report.html) and the verdict in
+    its summary; the epilogue names the report's spec and the sync command."""
+    from grid.experiment.wandb_results import end_of_grid, results_run_name
+    from grid.report import html, verdict
+
+    run_dir = run_folder(tmp_path)
+    html.build(run_dir)
+    found = verdict.verdict(results(README_RUN))
+    lines = end_of_grid(settings(tmp_path), GRID, run_dir, found, offline_runs=False)
+    assert lines[0] == f"W&B: the grid's results (artifact {results_run_name(GRID)}) logged offline"
+    assert lines[1].endswith(f"push {run_dir / 'wandb_report.json'}")
+    assert lines[2].endswith(f"wandb sync --project cifar-grid {run_dir / 'wandb'}")
+    rid = run_id(GRID, "grid-results")
+    (folder,) = (run_dir / "wandb").glob(f"offline-run-*-{rid}")
+    kinds = [r.WhichOneof("record_type") for r in wandb_history.read_records(folder / f"run-{rid}.wandb")]
+    artifacts = records_of(folder, rid, "artifact")  # the verdict's wandb.Table is an artifact of its own
+    (artifact,) = [a for a in artifacts if a.type == "grid-results"]
+    assert "artifact" in kinds and artifact.name == f"{GRID}-results"
+    paths = {e.path for e in artifact.manifest.contents}
+    assert {"results.parquet", "report.html", "tables/table_3_1.md", "plots/verdict.png"} <= paths
+    summary = {u.key: json.loads(u.value_json) for s in records_of(folder, rid, "summary") for u in s.update if u.key}
+    assert summary["verdict"] == found.headline and summary["status/baseline/swish@100"] == "not consistent"
+
+
+def records_of(folder: Path, rid: str, kind: str) -> list:
+    return [
+        getattr(r, kind)
+        for r in wandb_history.read_records(folder / f"run-{rid}.wandb")
+        if r.WhichOneof("record_type") == kind
+    ]

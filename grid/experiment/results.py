@@ -39,6 +39,7 @@ class Outcome:
     history: list[dict] = field(default_factory=list)
     checkpoint: str | None = None  # path of the latest checkpoint in the storage filesystem
     runs: list[dict] = field(default_factory=list)  # each (re)start: the node it ran on, the epoch it began at
+    wandb_fallback: str = ""  # why the training's W&B run went offline though online was asked ("" if not)
 
     def finished(self, planned: PlannedTraining) -> bool:
         done = self.status == "diverged" or len(self.history) >= planned.config.epochs
@@ -57,7 +58,8 @@ def read_outcome(fs: pafs.FileSystem, train_dir: str) -> Outcome:
             history = json.loads(_read(fs, posixpath.join(latest, METRICS_FILE)))
         except FileNotFoundError:  # still uploading (or a worker died mid-upload): the one before is whole
             continue
-        return Outcome(status["status"], status.get("error", ""), history, latest, status.get("runs", []))
+        runs, fallback = status.get("runs", []), status.get("wandb_fallback", "")
+        return Outcome(status["status"], status.get("error", ""), history, latest, runs, fallback)
     return Outcome()
 
 

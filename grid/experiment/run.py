@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -14,11 +15,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.fs as pafs
 
 import data
 import models
 from data import fs as data_fs
+from data.download import default_cache_dir
 from data.shards import MAX_MANIFEST_BYTES
 from grid import atomic
 from grid.experiment.plan import PlannedTraining, plan
@@ -27,7 +30,7 @@ from grid.experiment.spec import GridError, GridSpec
 from grid.experiment.worker import Job
 from grid.files import GRID_FILE
 from grid.report import html as report
-from grid.report import tables
+from grid.report import tables, verdict
 from grid.settings import setting
 from grid.train.recipes import RECIPES
 
@@ -60,34 +63,26 @@ class RunOptions:
 def run(spec: GridSpec, opts: RunOptions) -> int:
     """Runs (or resumes) a grid; returns the exit code: 0 when every cell has a result, else 1."""
     out = opts.out.resolve()
-    recorded = preflight(spec, opts, out)
-    spec = recorded or spec
+    resumed_grid = preflight(spec, opts, out)
+    spec = resumed_grid or spec
     # Resuming without --data: the data the grid recorded, not the official download.
-    source = opts.data if opts.data is not None or recorded is None else recorded.extras.get("data_uri")
+    source = opts.data if opts.data is not None or resumed_grid is None else resumed_grid.extras.get("data_uri")
     data_uri = data.resolve_shards(source, opts.cache_dir)
     manifest_bytes = _read_manifest(data_uri)
     manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
-    if recorded is not None:
-        _check_same_data(recorded, out, data_uri, manifest_sha256)
+    if resumed_grid is not None:
+        _check_same_data(resumed_grid, out, data_uri, manifest_sha256)
     _check_split(spec, json.loads(manifest_bytes), data_uri)
     plans = plan(spec)
     shares_prefixes = any(len(p.cells) > 1 for p in plans)
-    extras = {
-        **spec.extras,
-        "data_uri": data_uri,
-        "data_manifest_sha256": manifest_sha256,
-        "code_version": code_version(),
-        "prefix_sharing": shares_prefixes,
-        "recipe_settings": dataclasses.asdict(RECIPES[spec.recipe]),  # for the report, which has no torch
-    }
-    spec = GridSpec.from_dict({**spec.to_dict(), "extras": extras})
+    spec = recorded(spec, data_uri, manifest_bytes, shares_prefixes)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out / GRID_FILE, spec.to_dict())
     try:
         return _run_grid(spec, opts, out, plans, data_uri, shares_prefixes)
     except GridError:
-        if recorded is None:  # refused once Ray was up (no GPU on the cluster, ...): the name stays free
+        if resumed_grid is None:  # refused once Ray was up (no GPU on the cluster, ...): the name stays free
             _forget_new_run(out, created)
         raise
 
@@ -132,10 +127,39 @@ def _run_grid(
             outcome.status, outcome.error = "failed", failures[p.training_id]
         outcomes[p.training_id] = outcome
         fetch_artifacts(fs, outcome, out / "trainings" / p.training_id)
-    code = _write_outputs(spec, plans, outcomes, out)
-    if opts.wandb and pending:
-        _print_wandb_sync(opts, out)
+    fell_back = [o.wandb_fallback for o in outcomes.values() if o.wandb_fallback]
+    if opts.wandb and fell_back:
+        print(fallback_line(fell_back, len(plans), out / "wandb"), flush=True)
+    code, results = _write_outputs(spec, plans, outcomes, out)
+    found = verdict.verdict(results, spec.to_dict())
+    if opts.wandb and opts.wandb.get("mode") != "disabled":
+        print("\n".join(_wandb_epilogue(opts, spec, out, found, offline_runs=bool(fell_back))))
+    print("\n" + verdict.to_markdown(found), end="")  # the last lines printed
     return code
+
+
+def fallback_line(reasons: list[str], trainings: int, folder: Path) -> str:
+    """One line for the grid's output: how many runs went offline though online was asked, and why."""
+    counts = collections.Counter(reasons)
+    why, _ = counts.most_common(1)[0]
+    others = f"; {len(counts) - 1} other reason(s) in the workers' logs" if len(counts) > 1 else ""
+    return (
+        f"W&B: {len(reasons)} of {trainings} trainings could not log online ({why}{others}); "
+        f"their runs were logged offline in {folder}"
+    )
+
+
+def recorded(spec: GridSpec, data_uri: str, manifest_bytes: bytes, prefix_sharing: bool) -> GridSpec:
+    """The spec as grid.json records it: with what the report shows under `extras`."""
+    extras = {
+        **spec.extras,
+        "data_uri": data_uri,
+        "data_manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+        "code_version": code_version(),
+        "prefix_sharing": prefix_sharing,
+        "recipe_settings": dataclasses.asdict(RECIPES[spec.recipe]),  # for the report, which has no torch
+    }
+    return GridSpec.from_dict({**spec.to_dict(), "extras": extras})
 
 
 def preflight(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec | None:
@@ -151,15 +175,15 @@ def preflight(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec | None:
     problem = atomic.folder_problem(out)
     if problem:
         raise GridError(f"--out {out}: {problem}")
-    recorded = _recorded_grid(spec, opts, out) if opts.resume else _check_new_run_folder(out)
-    if not opts.address and (recorded or spec).device == "cuda":
+    resumed = _recorded_grid(spec, opts, out) if opts.resume else _check_new_run_folder(out)
+    if not opts.address and (resumed or spec).device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise GridError("--device cuda: this machine has no CUDA GPU that torch can use (a cluster: --address)")
     _check_storage(opts.storage or str(out / "storage"))
     _check_data(opts.data, opts.cache_dir)
-    return recorded
+    return resumed
 
 
 def _check_new_run_folder(out: Path) -> None:
@@ -218,7 +242,7 @@ def _check_storage(storage: str) -> None:
         raise GridError(f"--storage {storage}: the bucket {bucket.path} does not exist")
 
 
-def _check_data(source: str | None, cache_dir: str) -> None:
+def _check_data(source: str | None, cache_dir: str | None) -> None:
     """Data that cannot be read is refused here; a raw source is read (and checked) when it is prepared."""
     if source is not None and data_fs.is_uri(source):
         try:
@@ -229,7 +253,7 @@ def _check_data(source: str | None, cache_dir: str) -> None:
     if source is not None and not Path(source).expanduser().exists():
         raise data.DataError(f"--data {source}: does not exist")
     if source is None or not Path(source, "manifest.json").is_file():  # a raw source, prepared in cache_dir
-        problem = atomic.folder_problem(Path(cache_dir).expanduser())
+        problem = atomic.folder_problem(Path(cache_dir).expanduser() if cache_dir else default_cache_dir())
         if problem:
             raise GridError(f"--cache-dir {cache_dir}: {problem}")
 
@@ -373,7 +397,10 @@ def _train_dir(storage_path: str, spec: GridSpec, p: PlannedTraining) -> str:
     return posixpath.join(storage_path, _train_run_name(spec, p))
 
 
-def _write_outputs(spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[str, Outcome], out: Path) -> int:
+def _write_outputs(
+    spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[str, Outcome], out: Path
+) -> tuple[int, pd.DataFrame]:
+    """Writes the results, tables, plots and report; prints the tables; returns (exit code, results)."""
     results, history = frames(plans, outcomes)
     atomic.write_parquet(out / "results.parquet", results)
     atomic.write_csv(out / "results.csv", results)
@@ -398,7 +425,7 @@ def _write_outputs(spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[
     print(f"report: {report_path}")
     if len(missing):
         print(f"{len(missing)} of {len(results)} cells have no result", file=sys.stderr)
-    return 1 if len(missing) else 0
+    return (1 if len(missing) else 0), results
 
 
 def _record_trial_times(out: Path, times: dict[str, list[float]]) -> None:
@@ -409,12 +436,12 @@ def _record_trial_times(out: Path, times: dict[str, list[float]]) -> None:
     atomic.write_json(path, recorded)
 
 
-def _print_wandb_sync(opts: RunOptions, out: Path) -> None:
-    from grid.wandb_settings import WandbSettings, sync_command
+def _wandb_epilogue(opts: RunOptions, spec: GridSpec, out: Path, found, offline_runs: bool) -> list[str]:
+    from grid.experiment.wandb_results import end_of_grid
+    from grid.wandb_settings import WandbSettings
 
-    command = sync_command(WandbSettings(**{**opts.wandb, "dir": Path(opts.wandb.get("dir") or out / "wandb")}))
-    if command:
-        print(f"W&B ran offline; to upload the runs: {command}")
+    settings = WandbSettings(**{**opts.wandb, "dir": Path(opts.wandb.get("dir") or out / "wandb")})
+    return end_of_grid(settings, spec.name, out, found, offline_runs)
 
 
 def _check_local_cpus(spec: GridSpec) -> None:

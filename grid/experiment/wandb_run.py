@@ -2,12 +2,16 @@
 
 Not Ray's `setup_wandb` (broken under Train V2) nor `WandbLoggerCallback`. W&B is a side channel: a
 failure (no network, bad key, service down) never stops a training and never stalls it more than a few
-seconds (`init_timeout`, `finish_timeout`); it is warned about once and the run becomes a no-op.
+seconds (`init_timeout`, `finish_timeout`). An online run that cannot start falls back to an offline run
+with the same id in the grid's wandb folder (`fallback` says why, for the grid's output and `wandb sync`);
+any other failure is warned about once and the run becomes a no-op.
 
 Resuming: a training's run id is derived from (grid name, training id) and opened with resume="allow",
 and every epoch is logged at W&B step = epoch. A resumed training logs only the epochs its run does not
 hold yet (online: what the resumed run reports; offline: the epoch the training's checkpoint recorded as logged),
 so steps keep increasing across restarts and `wandb sync` of all folders gives one run, each epoch once.
+A training whose run fell back to offline stays offline when it resumes: synced later, its offline epochs
+come before the resumed ones, as W&B needs them (it drops steps lower than a run's last).
 """
 
 from __future__ import annotations
@@ -39,12 +43,21 @@ def _scrubbed(config: Mapping[str, Any]) -> dict[str, Any]:
 class WandbRun:
     """A training's W&B run. Every method is safe to call in any state and never raises."""
 
-    def __init__(self, run: Any = None, *, label: str = "", logged_epoch: int = 0, run_dir: Path = Path(".")) -> None:
+    def __init__(
+        self,
+        run: Any = None,
+        *,
+        label: str = "",
+        logged_epoch: int = 0,
+        run_dir: Path = Path("."),
+        fallback: str = "",
+    ) -> None:
         self._run = run  # None: disabled, failed or finished
         self._label = label
         self._run_dir = Path(run_dir)
         self._logged_epoch = logged_epoch  # the run holds every epoch up to this one
         self._warned = False
+        self.fallback = fallback  # why an online run is logged offline instead ("" when it is not)
 
     @property
     def active(self) -> bool:
@@ -67,32 +80,28 @@ class WandbRun:
         run_dir: Path,
         history: Iterable[Mapping[str, Any]] = (),
         logged_epoch: int = 0,
+        fallback: str = "",
     ) -> WandbRun:
         """Opens (or resumes) the training's run; `history` is the training's epochs so far (from its
         checkpoint), of which those the run lacks are logged now: past `logged_epoch` (what the checkpoint
         recorded as logged) and past what a resumed online run holds. `run_dir`: the training's folder, which
-        relative paths given to finish() start from."""
+        relative paths given to finish() start from. `fallback`: why an earlier attempt of this training went
+        offline (from its checkpoint): it stays offline."""
         mode = resolved_mode(settings)
         if mode == "disabled":
             return cls()
         rid, label = run_id(group, training_id), f"{name} ({training_id})"
+        run_args = dict(
+            name=name, group=group, tags=list(tags), config={"training_id": training_id, **_scrubbed(config)}
+        )
         try:
             folder = wandb_dir(settings)
-            run = _init(
-                settings,
-                mode,
-                rid,
-                folder,
-                name=name,
-                group=group,
-                tags=list(tags),
-                config={"training_id": training_id, **_scrubbed(config)},
-            )
+            run, fallback = init_or_offline(settings, mode, rid, folder, fallback, label, **run_args)
             done = max(logged_epoch, _epochs_in_resumed_run(run))
         except Exception as e:  # noqa: BLE001 - any W&B failure must leave the training running
             cls(label=label)._fail("start", e)
             return cls()
-        self = cls(run, label=label, logged_epoch=done, run_dir=run_dir)
+        self = cls(run, label=label, logged_epoch=done, run_dir=run_dir, fallback=fallback)
         for metrics in history:
             self.log_epoch(metrics)
         return self
@@ -146,11 +155,33 @@ class WandbRun:
             )
 
 
+def init_or_offline(
+    settings: WandbSettings, mode: str, rid: str, folder: Path, fallback: str, label: str, warn: bool = True, **run: Any
+) -> tuple[Any, str]:
+    """(the run, why it is offline though online was asked for, or ""): online first unless an earlier
+    attempt fell back; an online start that fails is retried offline with the same id (warned about
+    unless not `warn`: the caller says so itself)."""
+    if mode == "online" and not fallback:
+        try:
+            return _init(settings, mode, rid, folder, **run), ""
+        except Exception as e:  # noqa: BLE001 - no network, bad key, server down: keep the curves offline
+            # Without the run id, the reasons of a grid's runs compare equal (the grid prints each once).
+            fallback = redact(" ".join(f"{type(e).__name__}: {e}".split())).replace(rid, "<id>")[:200]
+            import wandb
+
+            wandb.teardown()  # the failed run's stream still holds the id in this process's wandb service
+    if mode == "online" and warn:
+        log.warning("W&B online failed for %s (%s); logging offline to %s for `wandb sync`", label, fallback, folder)
+    return _init(settings, "offline" if mode == "online" else mode, rid, folder, **run), fallback
+
+
 def _init(settings: WandbSettings, mode: str, rid: str, folder: Path, **run: Any) -> Any:
     # wandb reports its own errors to the W&B server at process exit, which holds a worker's exit 10+ s
     # when that server is down; opt in with WANDB_ERROR_REPORTING=true.
     os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
     import wandb  # here, not at the top: a disabled grid never pays for importing wandb
+
+    run = {"job_type": "train", **run}
 
     return _with_step_metric(
         wandb.init(
@@ -160,7 +191,6 @@ def _init(settings: WandbSettings, mode: str, rid: str, folder: Path, **run: Any
             resume="allow",
             mode=mode,
             dir=folder.parent,
-            job_type="train",
             **run,  # wandb writes into dir/wandb, i.e. `folder`
             settings=wandb.Settings(
                 init_timeout=settings.init_timeout,

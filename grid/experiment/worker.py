@@ -20,6 +20,7 @@ import torch
 
 import data
 from grid.files import STATUS_FILE
+from grid.report import published
 from grid.train.config import TrainConfig
 from grid.train.training import Diverged, Training
 
@@ -72,7 +73,7 @@ def train_loop(job_dict: dict[str, Any]) -> None:
         ray.train.report({"status": previous["status"], "epoch": training.epoch})
         return
 
-    run = _start_wandb(job, training, cifar, rank, logged_epoch=previous.get("wandb_epoch", 0))
+    run = _start_wandb(job, training, cifar, rank, previous)
     # Where the training ran, across restarts: the multi-node tests check it moved when a node died.
     here = {"node_id": ray.get_runtime_context().get_node_id(), "from_epoch": training.epoch, "world_size": world}
     runs = [*previous.get("runs", []), here]
@@ -133,6 +134,7 @@ class _Reporter:
                 "cells": list(self.job.cells),
                 "runs": self.runs,
                 "wandb_epoch": self.wandb_run.logged_epoch,
+                "wandb_fallback": self.wandb_run.fallback,  # why its run is offline though online was asked
             }
             (folder / STATUS_FILE).write_text(json.dumps(status_doc))
             checkpoint = ray.train.Checkpoint.from_directory(tmp)
@@ -150,7 +152,7 @@ def _restore(training: Training, checkpoint) -> dict[str, Any]:
     return status
 
 
-def _start_wandb(job: Job, training: Training, cifar: data.Cifar10, rank: int, logged_epoch: int):
+def _start_wandb(job: Job, training: Training, cifar: data.Cifar10, rank: int, previous: dict[str, Any]):
     from grid.experiment.wandb_run import WandbRun
     from grid.wandb_settings import WandbSettings
 
@@ -175,7 +177,8 @@ def _start_wandb(job: Job, training: Training, cifar: data.Cifar10, rank: int, l
         tags=[cfg.arch, cfg.activation, cfg.recipe, f"seed{cfg.seed}"],
         run_dir=Path(settings.dir or "."),
         history=training.history,
-        logged_epoch=logged_epoch,
+        logged_epoch=previous.get("wandb_epoch", 0),
+        fallback=previous.get("wandb_fallback", ""),
     )
 
 
@@ -184,10 +187,14 @@ def _summary(training: Training, cells: tuple[int, ...]) -> dict[str, float]:
     summary: dict[str, float] = {}
     if history:
         summary["best_val_acc"] = max(h["val_acc"] for h in history)
+    cfg = training.cfg
     for e in cells:
         if e <= len(history):
             summary[f"test_acc@{e}"] = history[e - 1]["test_acc"]
             summary[f"test_acc_as_published@{e}"] = history[e - 1]["test_acc_as_published"]
+            paper = published.lookup(cfg.arch, cfg.activation, e) if cfg.recipe == "paper" else None
+            if paper:  # beside our cell, the value the paper published for it
+                summary[f"published@{e}"] = paper.accuracy
     return summary
 
 

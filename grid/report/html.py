@@ -15,7 +15,7 @@ import pandas as pd
 
 from grid import atomic
 from grid.files import PREDICTIONS_FILE, SUBMISSION_FILE
-from grid.report import plots, tables
+from grid.report import plots, tables, verdict
 
 PAPER_PROTOCOL = (
     "Paper recipe: SGD, lr 0.001 (constant, no schedule), momentum 0.9, no weight decay; batch size 32, "
@@ -87,8 +87,11 @@ def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None, di
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:0.5em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}td.bad{color:#b00;font-weight:600}
-ul.notes{font-size:12px;color:#444}img{max-width:100%}code{font-size:12px}.wide{overflow-x:auto}"""
+ul.notes{font-size:12px;color:#444}img{max-width:100%}code{font-size:12px}.wide{overflow-x:auto}
+p.headline{font-size:18px;font-weight:600}td.good{color:#070;font-weight:600}.row{display:flex;flex-wrap:wrap;gap:1em}
+.row img{height:420px;width:auto;max-width:100%}table.config td{font-size:12px}"""
 
+FIRST_PLOTS = ("verdict.png", "accuracy.png")  # published vs ours, beside the accuracy-by-epochs curves
 BAD_STATUSES = {"diverged", "failed", "missing", "partial"}
 
 
@@ -134,7 +137,8 @@ def _duration(seconds: float) -> str:
     return f"{h}h {rem // 60:02d}m {rem % 60:02d}s"
 
 
-def _summary(run_dir: Path, results: pd.DataFrame, spec: dict) -> str:
+def _config(run_dir: Path, results: pd.DataFrame, spec: dict) -> str:
+    """The run's configuration, last and compact: what was recorded, without empty values."""
     counts = results["status"].value_counts()
     per_training = results[results["training_id"] != ""].groupby("training_id")["seconds"].max()
     rows: list[tuple[str, object]] = [
@@ -145,9 +149,21 @@ def _summary(run_dir: Path, results: pd.DataFrame, spec: dict) -> str:
         ("data manifest sha256", _recorded(spec, "data_manifest_sha256", "not recorded")),
         ("code version", _recorded(spec, "code_version", "not recorded")),
     ]
-    shown = {"data_manifest_sha256", "code_version"}
-    rows += [(k, v) for k, v in spec.items() if k not in shown]  # the grid spec and its free-form extras
-    return "<h2>Run</h2>" + _kv(rows)
+    shown = {"data_manifest_sha256", "code_version", "recipe_settings", "extras"}  # recipe: in the protocol
+    extras = spec.get("extras") if isinstance(spec.get("extras"), dict) else {}
+    recorded = {
+        **{k: v for k, v in spec.items() if k not in shown},
+        **{k: v for k, v in extras.items() if k not in shown},
+    }
+    rows += [(k, v) for k, v in recorded.items() if v not in (None, "", [], {})]
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(_compact(v))}</td></tr>" for k, v in rows)
+    return f'<h2>Configuration</h2><table class="config">{body}</table>'
+
+
+def _compact(v: object) -> str:
+    if isinstance(v, list | tuple):
+        return ", ".join(map(str, v))
+    return _text(v)
 
 
 def _recipe_details(name: str, spec: dict) -> str:
@@ -225,6 +241,38 @@ def _failures(results: pd.DataFrame) -> str:
     return "<h2>Failed cells</h2>" + _html_table(bad.sort_values(cols[:5])[cols])
 
 
+def _verdict(v: verdict.Verdict, figures: list[str]) -> str:
+    """Did it reproduce the paper: the headline, every published value against ours, the findings."""
+    rows = verdict.comparison_rows(v)
+    head = "".join(f"<th>{escape(k)}</th>" for k in rows[0]) if rows else ""
+    cls = {"consistent": "good", "not consistent": "bad"}
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{cls.get(val, "") if k == "verdict" else "num" if k in ("ours", "diff", "n") else ""}">'
+            f"{escape(val)}</td>"
+            for k, val in r.items()
+        )
+        + "</tr>"
+        for r in rows
+    )
+    findings = "".join(
+        f"<li><strong>{escape(f.status)}</strong>: {escape(f.claim)}. {escape(f.evidence)}. "
+        + f"<i>Rule: {escape(f.rule)}.</i></li>"
+        for f in v.findings
+    )
+    caveats = "".join(f"<li>caveat: {escape(c)}</li>" for c in v.caveats)
+    return (
+        f"<h2>Verdict ({escape(v.recipe)} recipe)</h2>"
+        f'<p class="headline">{escape(v.headline)}.</p>'
+        f'<div class="wide"><table><tr>{head}</tr>{body}</table></div>'
+        f'<ul class="notes"><li>ours: test_acc_as_published, mean ± std over seeds; n: ok seeds. '
+        f"{escape(verdict.RULE)}.</li>{caveats}</ul>"
+        f"<h3>The paper's findings</h3><ul>{findings}</ul>"
+        f'<div class="row">{"".join(figures)}</div>'
+    )
+
+
 def render_html(run_dir: str | Path, results: pd.DataFrame, spec: dict, plot_paths: list[Path]) -> str:
     """The whole report as one HTML string; every run-provided string escaped, every image inlined."""
     run_dir = Path(run_dir)
@@ -235,20 +283,23 @@ def render_html(run_dir: str | Path, results: pd.DataFrame, spec: dict, plot_pat
         _table_section(t) if (t := built[s.name]) else f"<h3>{escape(tables.omitted_text(s))}</h3>"
         for s in tables.PAPER_TABLES
     ]
-    figures = [_img(p, p.stem) for p in plot_paths if p.is_file()]
+    present = [p for p in plot_paths if p.is_file()]
+    first = [_img(p, p.stem) for p in present if p.name in FIRST_PLOTS]  # beside the verdict
+    figures = [_img(p, p.stem) for p in present if p.name not in FIRST_PLOTS]
     body = [
         f"<h1>cifar-grid: {escape(name)}</h1>",
         "<p>The paper's Tables 3-1 to 3-4 reproduced on CIFAR-10, measured beside the published numbers.</p>",
-        _summary(run_dir, results, spec),
-        _protocol(results, spec),
+        _verdict(verdict.verdict(results, spec), first),
         "<h2>The paper's tables</h2>",
         *paper,
         "<h2>Full grid</h2>",
         _table_section(built["full_grid"]),
         "<h2>Plots</h2>",
         *figures,
-        _trainings(run_dir, results),
         _failures(results),
+        _trainings(run_dir, results),
+        _protocol(results, spec),
+        _config(run_dir, results, spec),
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

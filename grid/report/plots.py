@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from grid import atomic
-from grid.report import published
+from grid.report import published, verdict
 from grid.report.tables import cell_stats
 
 LOSS_PANELS_PER_FIGURE = 12  # 4 rows x 3: one readable PNG per 12 trainings
@@ -62,6 +62,40 @@ def plot_accuracy(results: pd.DataFrame, path: str | Path) -> Path:
     ax.set_xlabel("training epochs")
     ax.set_ylabel("test accuracy")
     ax.set_title("Test accuracy vs epochs")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, Path(path))
+
+
+def plot_verdict(v: verdict.Verdict, path: str | Path) -> Path:
+    """Published (x) against ours (y) for every published cell with a result: seed std as error bars, the
+    diagonal and its ±TOLERANCE band; green = consistent under verdict.RULE, red = not."""
+    fig = Figure(figsize=(5.5, 5.5))
+    ax = fig.subplots()
+    shown = [c for c in v.comparisons if c.status in ("consistent", "not consistent")]
+    values = [x for c in shown for x in (c.published, c.ours)]
+    lo, hi = min([0.45, *values]) - 0.02, max([0.85, *values]) + 0.02  # every point inside the frame
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=1)
+    t = verdict.TOLERANCE
+    ax.fill_between([lo, hi], [lo - t, hi - t], [lo + t, hi + t], color="grey", alpha=0.15, lw=0)
+    for c in shown:
+        color = "tab:green" if c.status == "consistent" else "tab:red"
+        err = 0.0 if math.isnan(c.std) else c.std
+        ax.errorbar(c.published, c.ours, yerr=err, fmt="o", color=color, capsize=4, ms=6)
+        ax.annotate(
+            f"{c.arch} {c.activation} @{c.epochs} (n={c.n})",
+            (c.published, c.ours),
+            fontsize=7,
+            xytext=(5, -10),
+            textcoords="offset points",
+        )
+    if not shown:
+        ax.text(0.5, 0.5, "no published cell has a result in this grid", ha="center", transform=ax.transAxes)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("published test accuracy")
+    ax.set_ylabel("ours (as published; bars: ± std over seeds)")
+    ax.set_title(f"Published vs ours (band: ±{t:g})", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, Path(path))
@@ -117,7 +151,7 @@ def plot_losses(history: pd.DataFrame, out_dir: str | Path) -> list[Path]:
 def write_plots(results: pd.DataFrame, history: pd.DataFrame | None, run_dir: str | Path) -> list[Path]:
     """Every figure of the run under RUN_DIR/plots/; loss plots only when there is a history."""
     out = Path(run_dir) / "plots"
-    paths = [plot_accuracy(results, out / "accuracy.png")]
+    paths = [plot_verdict(verdict.verdict(results), out / "verdict.png"), plot_accuracy(results, out / "accuracy.png")]
     if history is not None and not history.empty:
         paths += plot_losses(history, out)
     return paths

@@ -1,4 +1,5 @@
-"""The grid's review report on W&B: accuracy and loss curves of its runs, and the paper's four tables.
+"""The grid's review report on W&B: the verdict and its plot first, then the accuracy and loss curves of its
+runs (seeds of a cell as one line with a std band) and the paper's four tables.
 
     python -m grid.report.wandb_report push RUN_DIR/wandb_report.json   # save a report written offline
 
@@ -18,13 +19,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from grid.report import tables as paper_tables
+from grid.report import verdict as verdicts
+from grid.report.html import ReportError, load_run
 from grid.wandb_settings import WandbSettings, redact, resolved_mode
 
 log = logging.getLogger(__name__)
 
 SPEC_FILE = "wandb_report.json"
-PAPER_TABLES = ("table_3_1", "table_3_2", "table_3_3", "table_3_4")  # grid.report.tables writes tables/<name>.md
+PAPER_TABLES = tuple(s.name for s in paper_tables.PAPER_TABLES)  # grid.report.tables writes tables/<name>.md
 GROUP_BY = ("config.arch", "config.activation", "config.recipe")  # seeds of a cell form one line
+MEDIA = ("verdict_plot", "accuracy_plot")  # logged by the grid's results run (grid.experiment.wandb_results)
 
 
 @dataclass(frozen=True)
@@ -64,15 +69,26 @@ def _tables(run_dir: Path) -> tuple[list[dict[str, str]], list[str]]:
     return found, notes
 
 
+def _verdict(run_dir: Path) -> str:
+    try:
+        results, _, spec = load_run(run_dir)
+    except ReportError as e:
+        return f"No verdict: {e}"
+    return verdicts.to_markdown(verdicts.verdict(results, spec))
+
+
 def report_spec(run_dir: Path, project: str, entity: str | None) -> dict[str, Any]:
     """The report as plain data: everything `build_report` needs, nothing that needs the network."""
     run_dir = Path(run_dir)
     group = _grid_name(run_dir)
     tables, notes = _tables(run_dir)
     return {
+        "verdict": _verdict(run_dir),
+        "results_run": f"{group}-results",
+        "media": list(MEDIA),
         "title": f"cifar-grid: {group}"[:128],
         "description": "Reproduction of the paper's CIFAR-10 grid (architecture x activation x epochs). "
-        "Lines: one per architecture/activation/recipe, mean over seeds.",
+        "Lines: one per architecture/activation/recipe, mean over seeds with a ± std band.",
         "project": project,
         "entity": entity,
         "group": group,
@@ -91,8 +107,11 @@ def build_report(spec: dict[str, Any], entity: str) -> Any:
         entity=entity,
         project=spec["project"],
         name=spec["group"],
-        filters=f"Group = '{spec['group']}'",
+        filters=f"Group = '{spec['group']}' and JobType = 'train'",
         groupby=list(spec["groupby"]),
+    )
+    results = wr.Runset(
+        entity=entity, project=spec["project"], name="results", filters=f"Name = '{spec['results_run']}'"
     )
     panels = [
         wr.LinePlot(
@@ -101,12 +120,16 @@ def build_report(spec: dict[str, Any], entity: str) -> Any:
             y=list(p["y"]),
             title_x=p["x"],
             groupby_aggfunc="mean",
-            groupby_rangefunc="minmax",
+            groupby_rangefunc="stddev",
         )
         for p in spec["panels"]
     ]
+    media = wr.MediaBrowser(title="Published vs ours; accuracy by epochs", media_keys=list(spec["media"]))
     blocks: list[Any] = [
-        wr.H1("Accuracy and loss per epoch"),
+        wr.H1("Verdict: did it reproduce the paper?"),
+        wr.MarkdownBlock(text=spec["verdict"]),
+        wr.PanelGrid(runsets=[results], panels=[media]),
+        wr.H1("Accuracy and loss per epoch (mean over seeds, band: ± std)"),
         wr.PanelGrid(runsets=[runset], panels=panels),
         wr.H1("The paper's tables"),
     ]
@@ -133,12 +156,13 @@ def write_spec(run_dir: Path, spec: dict[str, Any]) -> Path:
     return path
 
 
-def publish(run_dir: Path, project: str | None, entity: str | None) -> str:
-    """The report's URL when saved on W&B; otherwise (offline, or saving failed) the written spec's path."""
+def publish(run_dir: Path, project: str | None, entity: str | None, online: bool = True) -> str:
+    """The report's URL when saved on W&B; otherwise (offline, `online` False because the grid's runs could
+    not reach W&B, or saving failed) the written spec's path."""
     run_dir = Path(run_dir)
     settings = WandbSettings(project=project or WandbSettings.project, entity=entity)
     spec = report_spec(run_dir, settings.project, settings.entity)
-    if resolved_mode(settings) == "online":
+    if online and resolved_mode(settings) == "online":
         try:
             return push(spec)
         except Exception as e:  # noqa: BLE001 - the spec below keeps the report for a later push
