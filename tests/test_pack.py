@@ -3,12 +3,18 @@ exactly, keep the prefix property, diverge alone; the horizontally fused step's 
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+from torch import nn
 
+import models
 from grid.train.config import TrainConfig
 from grid.train.device_data import ResidentData
+from grid.train.fusion import FusedModels, fused_loss
 from grid.train.pack import Pack, check_packable
+from grid.train.recipes import RECIPES
 from grid.train.training import Diverged, Training
 from tests.test_training import assert_same_weights, config, synthetic_cifar, without_timings
 
@@ -153,3 +159,129 @@ def test_unpackable_configs_are_refused() -> None:
         Pack([config()], synthetic_cifar(32, 8, 8), method="streams")
     with pytest.raises(ValueError, match="unknown pack method"):
         Pack([config()], synthetic_cifar(32, 8, 8), method="magic")
+
+
+# ---- horizontal fusion ------------------------------------------------------------------------------------
+
+# max |fused - alone| / max |alone| per tensor after 2 SGD steps, in float64: a wrong gradient can't hide in
+# rounding there (measured <= 1e-15). In float32 the sums' other orders, with cancellation, left a gradient
+# (improved, swish) 1.3% of its largest value apart, the weights within 6e-6.
+FUSION_TOLERANCE = 1e-12
+
+
+@pytest.mark.parametrize("arch, train_mode", [("baseline", True), ("improved", False), ("resnet18", True)])
+def test_fused_steps_equal_the_members_steps(arch, train_mode) -> None:
+    """Same weights, each member its own activation: 2 forward+backward+SGD(momentum) steps fused (float64),
+    against each model stepped alone (improved in eval mode: no dropout; resnet18's BatchNorm in train mode,
+    its running statistics included)."""
+    activations = ["relu", "swish", "leaky_relu"]
+    members = []
+    for seed, activation in enumerate(activations):
+        torch.manual_seed(seed)
+        members.append(models.build(arch, activation).double().train(train_mode))
+    apart = [copy.deepcopy(m) for m in members]
+    fused = FusedModels(members, activations)
+    fused.train(train_mode)
+    paper = RECIPES["paper"]
+    optimizer = paper.optimizer(fused.params.values(), 0.01)
+    x, y = torch.randn(3, 8, 3, 32, 32, dtype=torch.float64), torch.randint(0, 10, (3, 8))
+    for _ in range(2):
+        loss = fused_loss(fused(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        optimizer.step()
+    member_optimizers = [paper.optimizer(m.parameters(), 0.01) for m in members]
+    fused.to_members(optimizer, member_optimizers)
+
+    for k, model in enumerate(apart):
+        alone_opt = paper.optimizer(model.parameters(), 0.01)
+        for _ in range(2):
+            loss = nn.CrossEntropyLoss()(model(x[k]), y[k])
+            alone_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            alone_opt.step()
+        got = members[k].state_dict()
+        for name, want in model.state_dict().items():
+            if want.is_floating_point():
+                assert (got[name] - want).abs().max() <= FUSION_TOLERANCE * want.abs().max(), (k, name)
+            else:
+                assert torch.equal(got[name], want), (k, name)
+        momentum = [alone_opt.state[p]["momentum_buffer"] for p in model.parameters()]
+        fused_momentum = [member_optimizers[k].state[p]["momentum_buffer"] for p in members[k].parameters()]
+        for a, b in zip(fused_momentum, momentum, strict=True):
+            assert (a - b).abs().max() <= FUSION_TOLERANCE * b.abs().max()
+
+
+def test_fused_pack_trains_like_the_members_alone(tiny) -> None:
+    pack = run_pack(MIXED, tiny, epochs=2, method="fused")
+    for member, cfg in zip(pack.members, MIXED, strict=True):
+        single = alone(cfg, tiny, 2)
+        for got, want in zip(without_timings(member.history), without_timings(single.history), strict=True):
+            assert got == pytest.approx(want, rel=1e-5, abs=1e-6)
+        for name, want in single.model.state_dict().items():
+            torch.testing.assert_close(member.model.state_dict()[name], want, rtol=1e-4, atol=1e-6)
+
+
+def test_fused_pack_resumes_exactly(tiny, tmp_path) -> None:
+    configs = [c.__class__(**{**c.to_dict(), "arch": "improved", "epochs": 3}) for c in MIXED]  # dropout
+    straight = run_pack(configs, tiny, epochs=3, method="fused")
+    first = run_pack(configs, tiny, epochs=2, method="fused")
+    for i in range(3):
+        first.save_checkpoint(i, tmp_path / f"m{i}")
+    resumed = Pack(configs, tiny, method="fused")
+    for i in range(3):
+        resumed.load_checkpoint(i, tmp_path / f"m{i}")
+    resumed.run_epoch()
+    for got, want in zip(resumed.members, straight.members, strict=True):
+        assert without_timings(got.history) == without_timings(want.history)
+        assert_same_weights(got.model, want.model)
+
+
+def test_fused_refuses_what_it_cannot_fuse(tiny) -> None:
+    with pytest.raises(ValueError, match="needs one architecture"):
+        Pack(WITH_IMPROVED, tiny, method="fused")
+    with pytest.raises(ValueError, match="constant lr and no augmentation"):
+        Pack([config(recipe="modern")], tiny, method="fused")
+
+
+# ---- CUDA -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize(
+    "method, arch",
+    [
+        ("streams", "improved"),  # dropout inside each member's graph, from the member's own generator state
+        ("streams", "resnet18"),
+        ("interleave", "improved"),
+        ("fused", "baseline"),  # fused dropout masks are not the members' own: architectures without dropout
+        ("fused", "resnet18"),
+    ],
+)
+def test_cuda_pack_first_steps_train_like_alone(method, arch, monkeypatch) -> None:
+    """2 epochs of 10 steps (3 eager warm-up steps, capture, replays), against each member alone: train loss
+    within 1e-4 relative, weights as the graph-versus-eager test allows. In full fp32 (see that test)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    cifar = synthetic_cifar(320, 32, 64)
+    configs = [
+        config(arch=arch, activation=a, seed=s, epochs=2, device="cuda")
+        for s, a in enumerate(["relu", "swish", "leaky_relu"])
+    ]
+    pack = run_pack(configs, cifar, epochs=2, method=method)
+    assert pack.method == method
+    for member, cfg in zip(pack.members, configs, strict=True):
+        single = alone(cfg, cifar, 2)  # after the pack: the pack left the process's CUDA generator alone
+        for got, want in zip(member.history, single.history, strict=True):
+            assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-4), cfg.training_id
+        for name, want in single.model.state_dict().items():
+            torch.testing.assert_close(member.model.state_dict()[name], want, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_pack_leaves_the_default_generator_alone() -> None:
+    torch.cuda.manual_seed(3)
+    before = torch.cuda.get_rng_state()
+    configs = [c.__class__(**{**c.to_dict(), "device": "cuda"}) for c in WITH_IMPROVED[::2]]
+    run_pack(configs, synthetic_cifar(320, 32, 64), epochs=1, method="streams")
+    assert torch.equal(torch.cuda.get_rng_state(), before)

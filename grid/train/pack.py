@@ -18,11 +18,13 @@ from torch import Tensor
 
 from grid.train.config import TrainConfig
 from grid.train.device_data import ResidentData
+from grid.train.fusion import FusedStep
 from grid.train.training import Diverged, Training, resolve_device
 
 # interleave: one step of each member in turn, one stream. epochs: one whole epoch of each member in turn.
 # streams (CUDA): interleaved, each member on its own CUDA stream (and graph), so their steps overlap.
-METHODS = ("interleave", "epochs", "streams")
+# fused: one architecture, the members as one horizontally fused model (fusion.py); float rounding apart.
+METHODS = ("interleave", "epochs", "streams", "fused")
 CPU_METHOD = "interleave"  # see README for the measurement: the two CPU methods run at the same speed
 # Unmeasured: the GPU study sets these from bench/gpu_packs.py on a lent GPU.
 DEFAULT_METHOD = {"baseline": "streams", "improved": "streams", "resnet18": "streams"}
@@ -53,6 +55,11 @@ def resolve_method(method: str, configs: Sequence[TrainConfig], device: torch.de
         raise ValueError(f"unknown pack method {method!r}; choose from auto, {', '.join(METHODS)}")
     if method == "streams" and device.type != "cuda":
         raise ValueError("pack method 'streams' needs a CUDA device")
+    if method == "fused" and len({c.arch for c in configs}) > 1:
+        raise ValueError("pack method 'fused' needs one architecture")
+    recipe = configs[0].recipe_spec
+    if method == "fused" and (recipe.schedule != "constant" or recipe.augment):
+        raise ValueError(f"pack method 'fused' needs a constant lr and no augmentation, not recipe {recipe.name!r}")
     return method
 
 
@@ -118,6 +125,7 @@ class Pack:
             with self._as_member(index):
                 self.members.append(Training(cfg, self.resident, self.device))
         self.diverged: dict[int, Diverged] = {}
+        self._fused: tuple[tuple[int, ...], FusedStep] | None = None  # for which members
 
     @property
     def active(self) -> list[int]:
@@ -141,6 +149,8 @@ class Pack:
             return {}
         if self.method == "epochs":
             return self._epochs_in_turn(running, on_step)
+        if self.method == "fused":
+            return self._steps_fused(running, on_step)
         return self._steps_interleaved(running, on_step)
 
     def _steps_interleaved(self, running: list[int], on_step: Callable[[int], None] | None) -> dict:
@@ -165,6 +175,24 @@ class Pack:
             results[i] = self._end_epoch(i, lambda m=self.members[i], s=on_step if last else None: m.run_epoch(s))
         return results
 
+    def _steps_fused(self, running: list[int], on_step: Callable[[int], None] | None) -> dict:
+        if self._fused is None or self._fused[0] != tuple(running):  # rebuilt from the members' state
+            self._fused = (tuple(running), FusedStep([self.members[i] for i in running], graphed=True))
+        fused = self._fused[1]
+        batches = []
+        for i in running:
+            with self._as_member(i):
+                batches.append(self.members[i].begin_epoch())
+        fused.begin_epoch()
+        # The fused dropout masks draw from the first member's stream: saved and restored with its checkpoint.
+        with self._as_member(running[0]):
+            for step, rows in enumerate(zip(*batches, strict=True), start=1):
+                fused(torch.stack(rows))
+                if on_step is not None:
+                    on_step(step)
+        fused.finish_epoch()
+        return {i: self._end_epoch(i, self.members[i].end_epoch) for i in running}
+
     def _end_epoch(self, index: int, finish: Callable[[], dict[str, float]]) -> dict[str, float] | Diverged:
         with self._as_member(index):
             try:
@@ -185,6 +213,7 @@ class Pack:
         with self._as_member(index):
             self.members[index].load_checkpoint(folder)
         self.diverged.pop(index, None)
+        self._fused = None  # its stacked state is the members' as they were
 
     def write_artifacts(self, index: int, folder: str | os.PathLike[str]) -> list[Path]:
         with self._as_member(index):
