@@ -9,6 +9,7 @@ for it, and is put back after. On the CPU a pack is bit for bit its members trai
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -165,15 +166,21 @@ class Pack:
                     self.members[i].train_step(batches[i][step])
             if on_step is not None:
                 on_step(step + 1)
-        return {i: self._end_epoch(i, self.members[i].end_epoch) for i in running}
+        return self._end_epochs(running)
 
     def _epochs_in_turn(self, running: list[int], on_step: Callable[[int], None] | None) -> dict:
-        # A step is common to the members once the last of them has taken it.
         results = {}
         for i in running:
-            last = i == running[-1]
-            results[i] = self._end_epoch(i, lambda m=self.members[i], s=on_step if last else None: m.run_epoch(s))
+            hook = on_step if i == running[-1] else None  # a step is common once the last member took it
+            results[i] = self._end_epoch(i, functools.partial(self.members[i].run_epoch, hook))
         return results
+
+    def _end_epochs(self, running: list[int]) -> dict:
+        # Every member's training part ends before any evaluates: each epoch_seconds is the pack's training.
+        for i in running:
+            with self._as_member(i):
+                self.members[i].sync_epoch()
+        return {i: self._end_epoch(i, self.members[i].end_epoch) for i in running}
 
     def _steps_fused(self, running: list[int], on_step: Callable[[int], None] | None) -> dict:
         if self._fused is None or self._fused[0] != tuple(running):  # rebuilt from the members' state
@@ -191,7 +198,7 @@ class Pack:
                 if on_step is not None:
                     on_step(step)
         fused.finish_epoch()
-        return {i: self._end_epoch(i, self.members[i].end_epoch) for i in running}
+        return self._end_epochs(running)
 
     def _end_epoch(self, index: int, finish: Callable[[], dict[str, float]]) -> dict[str, float] | Diverged:
         with self._as_member(index):

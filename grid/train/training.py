@@ -191,6 +191,7 @@ class Training:
         """Starts an epoch: draws its shuffle and returns this rank's batches of indices, to train in order."""
         self._epoch_lr = self.optimizer.param_groups[0]["lr"]  # the epoch's first step's lr
         self._epoch_start = time.perf_counter()
+        self._epoch_sums: tuple[tuple[int, float, float], float] | None = None
         self.net.train()
         self._loss_sum.zero_()
         self._correct.zero_()
@@ -200,11 +201,17 @@ class Training:
         """One step of the epoch begun (graph-replayed where the training uses CUDA graphs)."""
         (self._graphed or self._train_step)(indices)
 
+    def sync_epoch(self) -> None:
+        """Ends the training part of the epoch begun with its one host sync (end_epoch does it when not done
+        before: a pack syncs all its members before any of them evaluates)."""
+        self._epoch_sums = (self._epoch_totals(), time.perf_counter())
+
     def end_epoch(self) -> dict[str, float]:
-        """Ends the epoch begun: one host sync, Diverged on a non-finite loss, else evaluates and records."""
-        start = self._epoch_start
-        images, loss_sum, correct = self._epoch_totals()
-        trained = time.perf_counter()
+        """Ends the epoch begun: Diverged on a non-finite loss, else evaluates and records."""
+        if self._epoch_sums is None:
+            self.sync_epoch()
+        (images, loss_sum, correct), trained = self._epoch_sums
+        start, self._epoch_sums = self._epoch_start, None
         if not math.isfinite(loss_sum):
             raise Diverged(self.epoch + 1, loss_sum / images)
         evaluation = self._evaluate()
