@@ -127,7 +127,7 @@ def main() -> None:
         for size in args.sizes:
             configs = pack_configs(arch, size, args.device)
             best: dict[str, dict] = {}
-            for _ in range(args.rounds):  # rounds interleave the methods: a busy spell slows all of them
+            for done in range(args.rounds):  # rounds interleave the methods: a busy spell slows all of them
                 for method in ["alone", *methods]:
                     if time.perf_counter() - started > args.budget:
                         print(f"budget of {args.budget:.0f} s spent: stopping", flush=True)
@@ -140,6 +140,7 @@ def main() -> None:
                     if method not in best or row["summed_steps_per_second"] > best[method]["summed_steps_per_second"]:
                         best[method] = row
                     rows[str(size)] = best
+                report.setdefault("rounds_done", {})[f"{arch} x{size}"] = done + 1
             for method, row in best.items():
                 line = f"{arch:>9} x{size}: {method:>10} {row['summed_steps_per_second']:8.1f} steps/s summed"
                 if "per_member_steps_per_second" in row:
