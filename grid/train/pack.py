@@ -26,7 +26,7 @@ from grid.train.training import Diverged, Training, resolve_device
 # streams (CUDA): interleaved, each member on its own CUDA stream (and graph), so their steps overlap.
 # fused: one architecture, the members as one horizontally fused model (fusion.py); float rounding apart.
 METHODS = ("interleave", "epochs", "streams", "fused")
-CPU_METHOD = "interleave"  # see README for the measurement: the two CPU methods run at the same speed
+CPU_METHOD = "interleave"  # measured (README): as fast as "epochs" within a shared CPU's noise; fused slower
 # Unmeasured: the GPU study sets these from bench/gpu_packs.py on a lent GPU.
 DEFAULT_METHOD = {"baseline": "streams", "improved": "streams", "resnet18": "streams"}
 # What the members share, so must agree on: the data (and its split), the recipe, the steps and epochs.
