@@ -29,8 +29,18 @@ METHODS = ("interleave", "epochs", "streams", "fused")
 CPU_METHOD = "interleave"  # measured (README): as fast as "epochs" within a shared CPU's noise; fused slower
 # Unmeasured: the GPU study sets these from bench/gpu_packs.py on a lent GPU.
 DEFAULT_METHOD = {"baseline": "streams", "improved": "streams", "resnet18": "streams"}
-# What the members share, so must agree on: the data (and its split), the recipe, the steps and epochs.
-SHARED_FIELDS = ("recipe", "epochs", "batch_size", "val_size", "split_seed", "max_train_images", "max_eval_images")
+# What the members share, so must agree on: the data (and its split), the recipe, the steps and epochs, the
+# process's torch threads.
+SHARED_FIELDS = (
+    "recipe",
+    "epochs",
+    "batch_size",
+    "val_size",
+    "split_seed",
+    "max_train_images",
+    "max_eval_images",
+    "threads",
+)
 
 
 def check_packable(configs: Sequence[TrainConfig]) -> None:
