@@ -95,7 +95,7 @@ def test_the_pack_leaves_the_global_rng_alone(tiny) -> None:
 
 
 def test_on_step_sees_each_common_step_once(tiny) -> None:
-    for method in ("interleave", "epochs"):
+    for method in ("interleave", "epochs", "fused"):
         steps: list[int] = []
         Pack(MIXED, tiny, method=method).run_epoch(on_step=steps.append)
         assert steps == [1, 2, 3], method
