@@ -2,6 +2,7 @@
 # The lent GPU's one prepared script (.dev/ filled by bench/lent_gpu/prepare.sh, carried): Ray from the stripped
 # wheel, the CUDA tests, bench/gpu_eval.py, then the first 20 epochs of the 9 paper trainings through
 # run_grid.py (bench/gpu_grid.py; with --mps when MPS=1). BUDGET: seconds for all of it; TESTS=0 skips to the grid.
+# PACKS=1: instead, the packs' CUDA tests and bench/gpu_packs.py (steps/s of packs of 1, 3, 9 per method).
 set -u
 T0=$(date +%s)
 BUDGET=${BUDGET:-540}
@@ -12,6 +13,13 @@ export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python -c "import ray, torch; print('ray', ray.__version__, 'torch', torch.__version__)"
 echo "setup $(( $(date +%s) - T0 )) s"
+if [ "${PACKS:-0}" = 1 ]; then
+  timeout 150 python -m pytest -q -p no:cacheprovider tests/test_pack.py -k cuda --tb=short 2>&1 | grep -v "^\s*$" | tail -30
+  LEFT=$(( BUDGET - ($(date +%s) - T0) - 30 ))
+  timeout $(( LEFT + 25 )) python bench/gpu_packs.py --budget $(( LEFT - 60 )) 2>&1 | tee $OUT/packs.txt
+  echo "total $(( $(date +%s) - T0 )) s"
+  exit 0
+fi
 if [ "${TESTS:-1}" = 1 ]; then
   timeout 150 python -m pytest -q -p no:cacheprovider tests/test_training.py -k "cuda or published" --tb=short 2>&1 | grep -v "^\s*$" | tail -30
   timeout 150 python bench/gpu_eval.py 2>&1 | tee $OUT/eval.txt

@@ -20,18 +20,21 @@ WARMUP_STEPS = 3
 
 
 class GraphedStep:
-    def __init__(self, step: Callable[[Tensor], None], batch_size: int, device: torch.device) -> None:
+    def __init__(
+        self, step: Callable[[Tensor], None], batch_size: int, device: torch.device, leading: tuple[int, ...] = ()
+    ) -> None:
         """`step(indices)` must do a whole training step (zero_grad(set_to_none=True) first) on `device`
-        without host syncs, accumulating its metrics in place into tensors that outlive it."""
+        without host syncs, accumulating its metrics in place into tensors that outlive it. `indices` are
+        [*leading, batch_size] (a fused pack's step takes one row of indices per member)."""
         self.step = step
         self.batch_size = batch_size
         self.device = device
-        self.static_indices = torch.zeros(batch_size, dtype=torch.int64, device=device)
+        self.static_indices = torch.zeros((*leading, batch_size), dtype=torch.int64, device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.warmup_left = WARMUP_STEPS
 
     def __call__(self, indices: Tensor) -> None:
-        if indices.shape[0] != self.batch_size:  # the epoch's last, partial batch
+        if indices.shape[-1] != self.batch_size:  # the epoch's last, partial batch
             self.step(indices)
             return
         if self.graph is None:

@@ -23,6 +23,28 @@ class DeviceSplit:
         return self.labels.shape[0]
 
 
+@dataclass(frozen=True)
+class ResidentData:
+    """A `data.Cifar10`'s three splits placed on one device, once: trainings that share the device (a pack)
+    share this instead of each placing its own copy."""
+
+    train: DeviceSplit
+    val: DeviceSplit
+    test: DeviceSplit
+    classes: tuple[str, ...]
+    test_ids: list[str]
+
+    @classmethod
+    def of(cls, data, device: torch.device) -> ResidentData:
+        """`data` is a `data.Cifar10`."""
+        train, val, test = (DeviceSplit.of(s, device) for s in (data.train, data.val, data.test))
+        return cls(train, val, test, tuple(data.classes), list(data.test.ids))
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.images.device
+
+
 class Normalize:
     """uint8 pixels -> the protocol's float input: scale to [0, 1], then (x - mean) / std per channel.
 

@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,7 +26,7 @@ from grid.train import checkpoint
 from grid.train.artifacts import plot_predictions, write_submission
 from grid.train.config import TrainConfig
 from grid.train.cuda_graph import GraphedStep
-from grid.train.device_data import DeviceSplit, Normalize, random_crop_flip
+from grid.train.device_data import DeviceSplit, Normalize, ResidentData, random_crop_flip
 from grid.train.evaluate import (
     PUBLISHED_BATCH,
     PublishedPass,
@@ -81,8 +82,9 @@ class Training:
         world_size: int = 1,
         cuda_graph: bool = True,
     ) -> None:
-        """`data` is a `data.Cifar10`. `device` None: from `cfg.device`. Under torch.distributed (initialised,
-        world_size > 1) the model is wrapped in DDP and each rank trains on its slice of every global batch.
+        """`data` is a `data.Cifar10`, or its splits already on the device (a `ResidentData`). `device` None:
+        from `cfg.device`. Under torch.distributed (initialised, world_size > 1) the model is wrapped in DDP
+        and each rank trains on its slice of every global batch.
         `cuda_graph`: replay the training step as a CUDA graph where `graph_supported` (same numbers as eager
         up to float rounding)."""
         self.cfg = cfg
@@ -110,11 +112,11 @@ class Training:
         self.history: list[dict[str, float]] = []
 
     def _place_data(self, data) -> None:
-        self.classes = tuple(data.classes)
-        self.test_ids = list(data.test.ids)
-        self.train_set, self.val_set, self.test_set = (
-            DeviceSplit.of(s, self.device) for s in (data.train, data.val, data.test)
-        )
+        resident = data if isinstance(data, ResidentData) else ResidentData.of(data, self.device)
+        if resident.device.type != self.device.type:
+            raise ValueError(f"the data is on {resident.device}, the training on {self.device}")
+        self.classes, self.test_ids = resident.classes, resident.test_ids
+        self.train_set, self.val_set, self.test_set = resident.train, resident.val, resident.test
         on_cuda = self.device.type == "cuda"
         recipe = self.recipe
         self.channels_last = recipe.channels_last and on_cuda
@@ -174,12 +176,43 @@ class Training:
 
     # ---- training ---------------------------------------------------------------------------------------
 
-    def run_epoch(self) -> dict[str, float]:
-        """Trains one epoch, evaluates, appends the metrics to `.history` and returns them."""
-        lr = self.optimizer.param_groups[0]["lr"]  # the epoch's first step's lr
-        start = time.perf_counter()
-        images, loss_sum, correct = self._train_epoch()
-        trained = time.perf_counter()
+    def run_epoch(self, on_step: Callable[[int], None] | None = None) -> dict[str, float]:
+        """Trains one epoch, evaluates, appends the metrics to `.history` and returns them.
+        `on_step(step)`: called from the host after each training step (no device sync)."""
+        for step, indices in enumerate(self.begin_epoch(), start=1):
+            self.train_step(indices)
+            if on_step is not None:
+                on_step(step)
+        return self.end_epoch()
+
+    # An epoch in three parts, so that a pack can interleave its members' steps: begin_epoch, train_step on
+    # each of its batches in order, end_epoch. run_epoch is exactly that.
+
+    def begin_epoch(self) -> tuple[Tensor, ...]:
+        """Starts an epoch: draws its shuffle and returns this rank's batches of indices, to train in order."""
+        self._epoch_lr = self.optimizer.param_groups[0]["lr"]  # the epoch's first step's lr
+        self._epoch_start = time.perf_counter()
+        self._epoch_sums: tuple[tuple[int, float, float], float] | None = None
+        self.net.train()
+        self._loss_sum.zero_()
+        self._correct.zero_()
+        return self._epoch_batches()
+
+    def train_step(self, indices: Tensor) -> None:
+        """One step of the epoch begun (graph-replayed where the training uses CUDA graphs)."""
+        (self._graphed or self._train_step)(indices)
+
+    def sync_epoch(self) -> None:
+        """Ends the training part of the epoch begun with its one host sync (end_epoch does it when not done
+        before: a pack syncs all its members before any of them evaluates)."""
+        self._epoch_sums = (self._epoch_totals(), time.perf_counter())
+
+    def end_epoch(self) -> dict[str, float]:
+        """Ends the epoch begun: Diverged on a non-finite loss, else evaluates and records."""
+        if self._epoch_sums is None:
+            self.sync_epoch()
+        (images, loss_sum, correct), trained = self._epoch_sums
+        start, self._epoch_sums = self._epoch_start, None
         if not math.isfinite(loss_sum):
             raise Diverged(self.epoch + 1, loss_sum / images)
         evaluation = self._evaluate()
@@ -189,7 +222,7 @@ class Training:
             "train_loss": loss_sum / images,
             "train_acc": correct / images,
             **evaluation,
-            "lr": lr,
+            "lr": self._epoch_lr,
             "epoch_seconds": trained - start,
             "eval_seconds": time.perf_counter() - trained,
             "images_per_second": images / (trained - start),
@@ -198,14 +231,8 @@ class Training:
         self.history.append(metrics)
         return metrics
 
-    def _train_epoch(self) -> tuple[int, float, float]:
-        """(images trained on, summed loss, correct predictions) over all ranks; one host sync at the end."""
-        self.net.train()
-        self._loss_sum.zero_()
-        self._correct.zero_()
-        step = self._graphed or self._train_step
-        for indices in self._epoch_batches():
-            step(indices)
+    def _epoch_totals(self) -> tuple[int, float, float]:
+        """(images trained on, summed loss, correct predictions) over all ranks; the epoch's one host sync."""
         totals = torch.stack([self._loss_sum, self._correct.double()])
         if self.distributed:
             dist.all_reduce(totals)
