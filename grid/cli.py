@@ -53,6 +53,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the cells and trainings; start nothing")
     run.add_argument("--workers", type=int, default=1, help="Ray Train workers (DDP ranks) per training")
     run.add_argument("--cpus-per-worker", type=int, default=1)
+    run.add_argument(
+        "--pack", type=int, help="the most trainings one trial trains at once on its device (default: per device)"
+    )
     run.add_argument("--gpus-per-trial", type=float, help="GPU share per training (default: per architecture)")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     run.add_argument(
@@ -89,7 +92,7 @@ def build_spec(args: argparse.Namespace, name: str) -> GridSpec:
     for key in ("archs", "activations", "epochs", "seeds"):
         if getattr(args, key) is not None:
             fields[key] = _flat(getattr(args, key))
-    for key in ("recipe", "lr", "val_size", "max_train_images", "max_eval_images", "gpus_per_trial"):
+    for key in ("recipe", "lr", "val_size", "max_train_images", "max_eval_images", "gpus_per_trial", "pack"):
         if getattr(args, key) is not None:
             fields[key] = getattr(args, key)
     return GridSpec(
@@ -110,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or (args.out.name if args.out else f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         spec = build_spec(args, name)
-        from grid.experiment.plan import describe, plan
+        from grid.experiment.plan import default_pack, describe, packs, plan
 
         if args.dry_run:
-            print(describe(spec, plan(spec)))
+            trainings = plan(spec)
+            print(describe(spec, trainings, packs(trainings, default_pack(spec, len(trainings)))))
             return 0
         from grid.experiment.run import RunOptions, run
 

@@ -51,8 +51,10 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, every: fl
 
 
 def checkpoint_status(storage: Path, training_id: str) -> dict | None:
-    """The status document of a training's latest checkpoint in local storage, or None."""
-    checkpoints = sorted(storage.glob(f"*.{training_id}/epoch_*/status.json"))
+    """The status document of a training's latest checkpoint in local storage (alone, or a pack's member),
+    or None."""
+    alone = storage.glob(f"*.{training_id}/epoch_*/status.json")
+    checkpoints = sorted([*alone, *storage.glob(f"*.pack*/epoch_*/{training_id}/status.json")])
     for path in reversed(checkpoints):
         try:
             return json.loads(path.read_text())

@@ -35,6 +35,7 @@ class GridSpec:
     device: str = "auto"
     checkpoint_every: int = 10
     max_failures: int = 2  # Ray Train restarts of a training after a worker dies
+    pack: int | None = None  # the most trainings one trial trains at once; None: per device (plan.default_pack)
     extras: dict[str, Any] = field(default_factory=dict)  # free-form: data uri, manifest sha, code version
 
     def __post_init__(self) -> None:
@@ -53,6 +54,10 @@ class GridSpec:
             raise GridError(f"--val-size must be at least 1, got {self.val_size}")
         if self.workers < 1 or self.cpus_per_worker < 1:
             raise GridError("--workers and --cpus-per-worker must be at least 1")
+        if self.pack is not None and (not isinstance(self.pack, int) or self.pack < 1):
+            raise GridError(f"--pack must be a positive integer, got {self.pack!r}")
+        if self.workers > 1 and (self.pack or 1) > 1:
+            raise GridError("--pack > 1 with --workers > 1: a pack trains on one worker; use --pack 1 for DDP")
         if self.gpus_per_trial is not None:
             if not 0 <= self.gpus_per_trial <= 1:
                 raise GridError(f"--gpus-per-trial must be in [0, 1], got {self.gpus_per_trial}")
