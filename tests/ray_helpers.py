@@ -13,13 +13,14 @@ import torch
 
 import data
 from grid.train.config import TrainConfig
-from grid.train.training import Training
+from grid.train.training import Diverged, Training
 
 TIMINGS = ("epoch_seconds", "eval_seconds", "images_per_second", "finished_at")
 
 
-def reference_history(cfg: TrainConfig, shards: str) -> list[dict]:
-    """The same training run uninterrupted, in this process, on the CPU with the worker's thread count."""
+def reference_history(cfg: TrainConfig, shards: str, *, stop_at_divergence: bool = False) -> list[dict]:
+    """The same training run uninterrupted, in this process, on the CPU with the worker's thread count
+    (`stop_at_divergence`: the epochs before a NaN/inf loss, where Diverged would otherwise be raised)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads or threads)
     try:
@@ -32,7 +33,12 @@ def reference_history(cfg: TrainConfig, shards: str) -> list[dict]:
         )
         training = Training(cfg, cifar, "cpu")
         for _ in range(cfg.epochs):
-            training.run_epoch()
+            try:
+                training.run_epoch()
+            except Diverged:
+                if not stop_at_divergence:
+                    raise
+                break
         return training.history
     finally:
         torch.set_num_threads(threads)
