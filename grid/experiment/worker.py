@@ -280,12 +280,14 @@ class _Reporter:
     def __init__(self, job: Job, members: _Members) -> None:
         self.job, self.members = job, members
         self.last = 0.0
+        self.reported = -1  # the epoch of the last checkpoint: one checkpoint folder per epoch
 
     def maybe_report(self) -> None:
         epoch, pack = self.members.epoch(), self.members.pack
         cfg = self.members.configs[0]
         due = any(epoch in c for c in self.members.cells.values()) or epoch % cfg.checkpoint_every == 0
-        if due and pack.active and time.monotonic() - self.last >= self.job.min_report_interval_s:
+        recent = time.monotonic() - self.last < self.job.min_report_interval_s
+        if due and pack.active and not recent and epoch != self.reported:
             self.report()
 
     def report(self, *, keep_artifacts_in: Path | None = None) -> dict[str, list[Path]]:
@@ -297,6 +299,7 @@ class _Reporter:
 
         self.last = time.monotonic()
         m = self.members
+        self.reported = m.epoch()
         metrics = {"status": m.pack_status(), "error": "", "epoch": m.epoch(), **self._best()}
         if len(m.ids) == 1 and m.status:
             metrics["error"] = next(iter(m.status.values()))[1]
