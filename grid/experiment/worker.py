@@ -17,7 +17,8 @@ import time
 
 _MODULE_START = time.time()  # the worker process imports this module (and torch) before the loop starts
 
-import json  # noqa: E402 - after the stamp above, on purpose
+import contextlib  # noqa: E402 - after the stamp above, on purpose
+import json  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
@@ -170,7 +171,7 @@ class _Members:
 
     def restore(self, checkpoint, cifar: data.Cifar10, device: torch.device, startup: dict[str, float]) -> None:
         """Builds the pack of the members still to train and loads each from the latest checkpoint."""
-        with checkpoint.as_directory() if checkpoint is not None else _no_folder() as root:
+        with checkpoint.as_directory() if checkpoint is not None else contextlib.nullcontext(None) as root:
             docs = {t: _status_doc(self.folder(Path(root), t)) if root else {} for t in self.ids}
             for t in self.ids:
                 self.runs[t] = docs[t].get("runs", [])
@@ -188,11 +189,13 @@ class _Members:
         startup["restored"] = time.time()
 
     def _build(self, live: list[TrainConfig], cifar: data.Cifar10, device: torch.device):
+        if not live:
+            return _Empty()
         if len(self.ids) == 1:
             return _Solo(Training(live[0], cifar, device, rank=self.rank, world_size=self.world))
         from grid.train.pack import Pack
 
-        return Pack(live, cifar, device) if live else _Empty()
+        return Pack(live, cifar, device)
 
     def epoch(self) -> int:
         live = [m.epoch for m in getattr(self.pack, "members", [])]
@@ -243,14 +246,6 @@ class _Members:
 class _Empty:
     members: list[Training] = []
     active: list[int] = []
-
-
-class _no_folder:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc) -> None:
-        return None
 
 
 def _process_started() -> float:
