@@ -85,6 +85,19 @@ def processes(match: Callable[[int, str], bool]) -> list[int]:
     return found
 
 
+def descends_from(pid: int, ancestor: int) -> bool:
+    """Whether `ancestor` is `pid` or among its parents: a grid's own Ray processes descend from its driver,
+    another grid's on the same machine do not."""
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
+
+
 def session_of(pid: int) -> int:
     return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[3])
 

@@ -18,6 +18,7 @@ from grid.cli import build_spec, main, parser
 from grid.experiment.plan import plan
 from tests.ray_helpers import (
     checkpoint_status,
+    descends_from,
     kill_session,
     processes,
     reference_history,
@@ -124,13 +125,13 @@ def test_a_packs_worker_killed_mid_epoch_restarts_every_member_from_the_checkpoi
     args = [*GRID, "--activations", "relu", "swish", "--pack", "2", "--data", slow_shards, "--out", str(out)]
     ids = [p.training_id for p in plan(build_spec(parser().parse_args(args), out.name))]
     outcome: dict = {}
-    is_worker = lambda pid, cmd: cmd.startswith("ray::RayTrainWorker")  # noqa: E731
-    others = set(processes(is_worker))
+    # Only this grid's worker: other grids on the machine start workers of their own meanwhile.
+    ours = lambda pid, cmd: cmd.startswith("ray::RayTrainWorker") and descends_from(pid, os.getpid())  # noqa: E731
     grid = threading.Thread(target=lambda: outcome.setdefault("code", main(args)))
     grid.start()
     # epoch 2's files landed: epoch 1's checkpoint is registered (see the unpacked test above).
     wait_for(lambda: _pack_checkpoints_at(out, ids, 2), 900, "the pack's second checkpoint")
-    workers = [pid for pid in processes(is_worker) if pid not in others]
+    workers = processes(ours)
     assert len(workers) == 1, workers  # one worker trains the whole pack
     os.kill(workers[0], signal.SIGKILL)
     grid.join(1200)
