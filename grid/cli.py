@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.dry_run:
             trainings = plan(spec)
-            print(describe(spec, trainings, packs(trainings, default_pack(spec, len(trainings)))))
+            size = default_pack(spec, len(trainings), cluster=bool(args.address))
+            print(describe(spec, trainings, packs(trainings, size)))
             return 0
         from grid.experiment.run import RunOptions, run
 

@@ -121,6 +121,7 @@ def test_default_pack_per_device():
     assert default_pack(spec, 9, cpus=16, gpus=4) == 3  # at least a pack per GPU
     assert default_pack(GridSpec(name="d", pack=2), 9, cpus=2, gpus=0) == 2
     assert default_pack(GridSpec(name="d", workers=2), 9, cpus=2, gpus=0) == 1  # DDP trains unpacked
+    assert default_pack(spec, 9, cluster=True, cpus=2, gpus=0) == 1  # until the GPU study sets it
 
 
 def test_dry_run_shows_the_packs(capsys):

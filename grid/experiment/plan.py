@@ -77,13 +77,16 @@ def plan(spec: GridSpec) -> list[PlannedTraining]:
     return trainings
 
 
-def default_pack(spec: GridSpec, trainings: int, *, cpus: int | None = None, gpus: int | None = None) -> int:
+def default_pack(
+    spec: GridSpec, trainings: int, *, cluster: bool = False, cpus: int | None = None, gpus: int | None = None
+) -> int:
     """`spec.pack`, or the pack size for this machine (a local Ray): on the CPU, as few trials as keep every
-    core busy (one pack per concurrent worker); on GPUs at least one pack per GPU and otherwise as few
-    processes as possible, until the GPU study measures what is fastest there. DDP trains unpacked."""
+    core busy (one pack per concurrent worker; bench/bench_grid.py part 5); on GPUs at least one pack per GPU
+    and otherwise as few processes as possible, until the GPU study measures what is fastest there. DDP, and
+    a cluster (`cluster`: --address, whose GPUs are unknown before Ray starts), train unpacked for now."""
     if spec.pack is not None:
         return spec.pack
-    if spec.workers > 1:
+    if spec.workers > 1 or cluster:
         return 1
     cpus = (os.cpu_count() or 1) if cpus is None else cpus
     if gpus is None:

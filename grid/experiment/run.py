@@ -59,7 +59,7 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
     _check_split(spec, json.loads(manifest_bytes), data_uri)
     plans = plan(spec)
     if spec.pack is None:  # decided once, here, and kept in grid.json: --resume finds the same packs
-        spec = dataclasses.replace(spec, pack=1 if opts.address else default_pack(spec, len(plans)))
+        spec = dataclasses.replace(spec, pack=default_pack(spec, len(plans), cluster=bool(opts.address)))
     grouped = packs(plans, spec.pack)
     pack_of = {t.training_id: g for g in grouped for t in g.members}
     shares_prefixes = any(len(p.cells) > 1 for p in plans)
