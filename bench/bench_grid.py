@@ -9,7 +9,11 @@
    `python -m grid.train`: the wall-clock span from the end of epoch 1 to the end of epoch 100 (each epoch's
    `finished_at`), so start-up is left out of both (target <= 1.05x);
 3. concurrency: 4 baseline trainings of 10 epochs, 2 at a time on 2 cores: grid wall time vs half the sum of
-   the trainings' own compute (target <= 1.25x).
+   the trainings' own compute (target <= 1.25x);
+4. packs: Ray's fixed cost per training (the trials' spans minus the trainings' own compute, over the
+   trainings) for 3 one-epoch trainings with --pack 1 and --pack 3 (target: packs of 3 at most half of packs
+   of 1), and the start-up's parts, trial start to first epoch, from trials.json;
+5. the CPU's default pack: the smoke preset with --pack 1, 2 and 3, wall time of each.
 Run it with nothing else busy on the machine: other processes inflate torch timings several-fold.
 """
 
@@ -167,11 +171,59 @@ def concurrency(tmp: Path, shards: str) -> None:
     )
 
 
+STARTUP_PARTS = (
+    ("trial", "fit", "trial driver up to TorchTrainer.fit()"),
+    ("fit", "process", "Ray Train controller, placement group, worker actor"),
+    ("process", "worker_import", "worker process boot (ray, torch)"),
+    ("worker_import", "loop", "Ray Train's worker setup"),
+    ("loop", "data", "data load"),
+    ("data", "built", "models and optimizers built"),
+    ("built", "first_epoch", "restore, W&B start and the first epoch"),
+)
+
+
+def startup_parts(trials: dict) -> str:
+    """The start-up's parts, averaged over the trials (one line)."""
+    starts = {json.dumps(t["startup"], sort_keys=True): t["startup"] for t in trials.values()}.values()
+    parts = []
+    for a, b, what in STARTUP_PARTS:
+        seconds = [s[b] - s[a] for s in starts if s.get(a) and s.get(b)]
+        if seconds:
+            parts.append(f"{what} {sum(seconds) / len(seconds):.1f} s")
+    return "; ".join(parts)
+
+
+def packs(tmp: Path, shards: str, floor: float | None) -> None:
+    """4. Ray's fixed cost per training, 3 trainings of one epoch, in packs of 1 and of 3."""
+    three = ["--archs", "baseline", "--max-train-images", "2000", "--max-eval-images", "1000", "--epochs", "1"]
+    per_training = {}
+    for pack in (1, 3):
+        wall, history, trials = grid(tmp / f"pack{pack}", shards, *three, "--pack", str(pack))
+        spans = {(t["start"], t["end"]) for t in trials.values()}
+        fixed = sum(end - start for start, end in spans) - own_seconds(history).sum()
+        per_training[pack] = fixed / len(trials)
+        print(
+            f"4. --pack {pack}: {len(spans)} trial(s), run_grid.py wall {wall:.1f} s, Ray's fixed cost per training "
+            f"{per_training[pack]:.1f} s; start-up: {startup_parts(trials)}"
+        )
+    floor_note = f"; a bare TorchTrainer.fit() {floor:.1f} s" if floor is not None else ""
+    print(
+        f"4. fixed cost per training, packs of 3 / packs of 1: {per_training[3] / per_training[1]:.2f} "
+        f"(target <= 0.5){floor_note}"
+    )
+
+
+def default_pack(tmp: Path, shards: str) -> None:
+    """5. The smoke preset through the grid with packs of 1, 2 and 3."""
+    walls = {p: grid(tmp / f"smoke{p}", shards, "--preset", "smoke", "--pack", str(p))[0] for p in (1, 2, 3)}
+    print("5. smoke preset wall: " + ", ".join(f"--pack {p} {w:.1f} s" for p, w in walls.items()))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(SHARED_JPEG), help="shards, or a raw source prepared once")
     p.add_argument("--repeats", type=int, default=2, help="runs of the fixed-cost measurements")
-    p.add_argument("--parts", type=int, nargs="+", default=[0, 1, 2, 3], help="which measurements to run")
+    p.add_argument("--parts", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5], help="which measurements to run")
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
     import data
@@ -186,6 +238,10 @@ def main() -> None:
         per_epoch(tmp, shards, fixed)
     if 3 in args.parts:
         concurrency(tmp, shards)
+    if 4 in args.parts:
+        packs(tmp, shards, floor)
+    if 5 in args.parts:
+        default_pack(tmp, shards)
     print(f"outputs in {tmp}")
 
 

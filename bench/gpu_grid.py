@@ -99,9 +99,14 @@ def histories(run: Path) -> pd.DataFrame:
 
     frames = []
     for train_dir in sorted((run / "storage").glob("*")):
-        outcome = read_outcome(pyarrow.fs.LocalFileSystem(), str(train_dir))
-        if outcome.history:
-            frames.append(pd.DataFrame(outcome.history).assign(training_id=train_dir.name.split(".", 1)[-1]))
+        # A pack's checkpoints hold a sub-folder per member (grid/experiment/worker.py).
+        latest = sorted(train_dir.glob("epoch_*"))[-1:] if ".pack" in train_dir.name else []
+        members = [d.name for d in latest[0].iterdir() if d.is_dir()] if latest else [None]
+        for member in members:
+            outcome = read_outcome(pyarrow.fs.LocalFileSystem(), str(train_dir), member)
+            if outcome.history:
+                training_id = member or train_dir.name.split(".", 1)[-1]
+                frames.append(pd.DataFrame(outcome.history).assign(training_id=training_id))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

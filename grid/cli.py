@@ -18,7 +18,7 @@ SHARED = {f.name for f in dataclasses.fields(TrainSettings)}
 # The axes first, then what every training shares, then the resources (in "where and how").
 GRID_FLAGS = sorted((f.name for f in dataclasses.fields(GridSpec) if settings.of(f)), key=lambda n: n in SHARED)
 W_FLAGS = [f for f in dataclasses.fields(WandbSettings) if settings.of(f)]
-RESOURCE_FLAGS = ("workers", "cpus_per_worker", "gpus_per_trial", "device", "max_failures")
+RESOURCE_FLAGS = ("workers", "cpus_per_worker", "pack", "gpus_per_trial", "device", "max_failures")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -66,10 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     name = named or (out.name if out else f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         spec = build_spec(args, name)
-        from grid.experiment.plan import describe, plan
+        from grid.experiment.plan import default_pack, describe, packs, plan
 
         if args.dry_run:
-            print(describe(spec, plan(spec)))
+            trainings = plan(spec)
+            size = spec.pack or default_pack(spec, len(trainings), cluster=bool(given.get("address")))
+            print(describe(spec, trainings, packs(trainings, size)))
             return 0
         from grid.experiment.run import run
 

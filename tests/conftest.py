@@ -36,11 +36,13 @@ class FaultLedger:
     injected: int = 0
     survived: int = 0
     lost: int = 0  # results lost to a fault: must stay 0
+    in_packs: int = 0  # of the injected faults, those that hit a pack of several trainings
 
-    def record(self, survived: bool, lost: int = 0) -> None:
+    def record(self, survived: bool, lost: int = 0, *, pack: bool = False) -> None:
         self.injected += 1
         self.survived += int(survived)
         self.lost += lost
+        self.in_packs += int(pack)
 
 
 _LEDGER = FaultLedger()
@@ -56,4 +58,5 @@ def pytest_terminal_summary(terminalreporter) -> None:
     if _LEDGER.injected:
         terminalreporter.write_line(
             f"faults: injected {_LEDGER.injected}, survived {_LEDGER.survived}, results lost {_LEDGER.lost}"
+            f" ({_LEDGER.in_packs} of them in packs)"
         )

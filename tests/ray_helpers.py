@@ -13,13 +13,14 @@ import torch
 
 import data
 from grid.train.config import TrainConfig
-from grid.train.training import Training
+from grid.train.training import Diverged, Training
 
 TIMINGS = ("epoch_seconds", "eval_seconds", "images_per_second", "finished_at")
 
 
-def reference_history(cfg: TrainConfig, shards: str) -> list[dict]:
-    """The same training run uninterrupted, in this process, on the CPU with the worker's thread count."""
+def reference_history(cfg: TrainConfig, shards: str, *, stop_at_divergence: bool = False) -> list[dict]:
+    """The same training run uninterrupted, in this process, on the CPU with the worker's thread count
+    (`stop_at_divergence`: the epochs before a NaN/inf loss, where Diverged would otherwise be raised)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads or threads)
     try:
@@ -32,7 +33,12 @@ def reference_history(cfg: TrainConfig, shards: str) -> list[dict]:
         )
         training = Training(cfg, cifar, "cpu")
         for _ in range(cfg.epochs):
-            training.run_epoch()
+            try:
+                training.run_epoch()
+            except Diverged:
+                if not stop_at_divergence:
+                    raise
+                break
         return training.history
     finally:
         torch.set_num_threads(threads)
@@ -51,8 +57,10 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, every: fl
 
 
 def checkpoint_status(storage: Path, training_id: str) -> dict | None:
-    """The status document of a training's latest checkpoint in local storage, or None."""
-    checkpoints = sorted(storage.glob(f"*.{training_id}/epoch_*/status.json"))
+    """The status document of a training's latest checkpoint in local storage (alone, or a pack's member),
+    or None."""
+    alone = storage.glob(f"*.{training_id}/epoch_*/status.json")
+    checkpoints = sorted([*alone, *storage.glob(f"*.pack*/epoch_*/{training_id}/status.json")])
     for path in reversed(checkpoints):
         try:
             return json.loads(path.read_text())
@@ -75,6 +83,19 @@ def processes(match: Callable[[int, str], bool]) -> list[int]:
         if state != "Z" and match(int(entry.name), cmdline):
             found.append(int(entry.name))
     return found
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    """Whether `ancestor` is `pid` or among its parents: a grid's own Ray processes descend from its driver,
+    another grid's on the same machine do not."""
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
 
 
 def session_of(pid: int) -> int:

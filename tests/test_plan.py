@@ -3,7 +3,7 @@
 import pytest
 
 from grid.cli import main
-from grid.experiment.plan import plan
+from grid.experiment.plan import default_pack, packs, plan
 from grid.experiment.spec import GridError, GridSpec
 
 
@@ -50,6 +50,8 @@ def test_dry_run_prints_cells_and_trainings(capsys):
         (["--gpus-per-trial", "1.5"], "--gpus-per-trial: must be at most 1, not 1.5"),
         (["--workers", "2", "--gpus-per-trial", "0.25"], "at least 0.5"),
         (["--name", "../x"], "invalid grid name"),
+        (["--pack", "0"], "--pack: must be at least 1, not 0"),
+        (["--pack", "3", "--workers", "2"], "--pack > 1 with --workers > 1"),
     ],
 )
 def test_invalid_grids_are_refused_before_ray_starts(args, message, capsys):
@@ -79,7 +81,51 @@ def test_costliest_trainings_start_first():
     trainings = plan(
         GridSpec(name="t", archs=("baseline", "improved", "resnet18"), activations=("relu",), epochs=(10, 20))
     )
-    ids = [p.training_id for p in costliest_first(trainings, {})]
+    alone = packs(trainings, 1)
+    ids = [g.pack_id for g in costliest_first(alone, {})]
     assert [i.split("-")[0] for i in ids] == ["resnet18", "improved", "baseline"]
     improved = next(i for i in ids if i.startswith("improved"))
-    assert costliest_first(trainings, {improved: 19})[-1].training_id == improved  # 1 epoch x 23 < 20 x 1.3
+    assert costliest_first(alone, {improved: 19})[-1].pack_id == improved  # 1 epoch x 23 < 20 x 1.3
+
+
+def test_packs_group_trainings_of_one_recipe_and_epoch_count():
+    spec = GridSpec(name="p", archs=("baseline", "resnet18"), activations=("relu", "swish"), seeds=(0, 1, 2))
+    grouped = packs(plan(spec), 3)
+    assert [len(g.members) for g in grouped] == [3, 3, 3, 3]
+    assert all(len({m.config.arch for m in g.members}) == 1 for g in grouped)  # archs mix only where they must
+    assert sorted(t for g in grouped for t in g.training_ids) == sorted(p.training_id for p in plan(spec))
+    assert len({g.pack_id for g in grouped}) == 4 and all(g.pack_id.startswith("pack") for g in grouped)
+    assert grouped == packs(plan(spec), 3)  # the same packs each time: --resume finds them again
+    # Balanced sizes, never more than asked; a pack of one keeps the training's own id (the unpacked layout).
+    assert [len(g.members) for g in packs(plan(spec), 5)] == [4, 4, 4]
+    assert [g.pack_id for g in packs(plan(spec), 1)] == [p.training_id for p in plan(spec)]
+    # A recipe that schedules on the total epochs: trainings of different lengths never share a pack.
+    modern = GridSpec(name="m", archs=("baseline",), activations=("relu", "swish"), epochs=(1, 2), recipe="modern")
+    assert all(len({m.config.epochs for m in g.members}) == 1 for g in packs(plan(modern), 4))
+
+
+def test_costliest_packs_start_first():
+    spec = GridSpec(name="c", archs=("baseline", "improved"), activations=("relu", "swish"), epochs=(10,))
+    from grid.experiment.run import costliest_first
+
+    grouped = packs(plan(spec), 2)
+    assert [g.members[0].config.arch for g in costliest_first(grouped, {})] == ["improved", "baseline"]
+    finished = {t: 10 for t in grouped[1].training_ids}  # the improved pack is done: nothing left to cost
+    assert [g.members[0].config.arch for g in costliest_first(grouped, finished)] == ["baseline", "improved"]
+
+
+def test_default_pack_per_device():
+    spec = GridSpec(name="d")
+    assert default_pack(spec, 9, cpus=2, gpus=0) == 5  # one pack per core: every core busy, fewest trials
+    assert default_pack(spec, 9, cpus=16, gpus=1) == 9  # one GPU: the whole grid in one process
+    assert default_pack(spec, 9, cpus=16, gpus=4) == 3  # at least a pack per GPU
+    assert default_pack(GridSpec(name="d", pack=2), 9, cpus=2, gpus=0) == 2
+    assert default_pack(GridSpec(name="d", workers=2), 9, cpus=2, gpus=0) == 1  # DDP trains unpacked
+    assert default_pack(spec, 9, cluster=True, cpus=2, gpus=0) == 1  # until the GPU study sets it
+
+
+def test_dry_run_shows_the_packs(capsys):
+    assert main(["--dry-run", "--name", "p", "--pack", "3", "--seeds", "0", "1", "2", "--archs", "baseline"]) == 0
+    out = capsys.readouterr().out
+    assert "3 trials (packs of at most 3 trainings" in out
+    assert "baseline-relu-paper-s0, baseline-relu-paper-s1, baseline-relu-paper-s2" in out

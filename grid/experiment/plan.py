@@ -5,14 +5,21 @@ N-epoch training with the same seed (tests/test_training.py proves it bit for bi
 trains each (arch, activation, recipe, seed) once, to the longest epoch count, and reads every epochs-cell
 from that training's per-epoch results. A recipe whose schedule depends on the total epochs gets one
 training per cell instead.
+
+Packs: trainings of one recipe and epoch count are grouped, at most `spec.pack` to a pack, so that one trial
+trains them together on its device (grid.train.pack) and pays Ray's start-up once for all of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
+import math
+import os
 from dataclasses import dataclass
 
+import models
 from grid.experiment.spec import GridSpec
 from grid.train.config import TrainConfig, TrainSettings
 from grid.train.recipes import RECIPES
@@ -26,6 +33,23 @@ class PlannedTraining:
     @property
     def training_id(self) -> str:
         return self.config.training_id
+
+
+@dataclass(frozen=True)
+class PlannedPack:
+    """Trainings one trial trains together. `pack_id` names its Tune trial and Ray Train run within the grid: a
+    single training's own id (the layout of an unpacked grid), else `packNN-<digest of its members' ids>`."""
+
+    pack_id: str
+    members: tuple[PlannedTraining, ...]
+
+    @property
+    def epochs(self) -> int:
+        return self.members[0].config.epochs
+
+    @property
+    def training_ids(self) -> tuple[str, ...]:
+        return tuple(m.training_id for m in self.members)
 
 
 def plan(spec: GridSpec) -> list[PlannedTraining]:
@@ -48,7 +72,50 @@ def plan(spec: GridSpec) -> list[PlannedTraining]:
     return trainings
 
 
-def describe(spec: GridSpec, trainings: list[PlannedTraining]) -> str:
+def default_pack(
+    spec: GridSpec, trainings: int, *, cluster: bool = False, cpus: int | None = None, gpus: int | None = None
+) -> int:
+    """`spec.pack`, or the pack size for this machine (a local Ray): on the CPU, as few trials as keep every
+    core busy (one pack per concurrent worker; bench/bench_grid.py part 5); on GPUs at least one pack per GPU
+    and otherwise as few processes as possible, until the GPU study measures what is fastest there. DDP, and
+    a cluster (`cluster`: --address, whose GPUs are unknown before Ray starts), train unpacked for now."""
+    if spec.pack is not None:
+        return spec.pack
+    if spec.workers > 1 or cluster:
+        return 1
+    cpus = (os.cpu_count() or 1) if cpus is None else cpus
+    if gpus is None:
+        import torch
+
+        gpus = torch.cuda.device_count() if spec.device != "cpu" else 0
+    slots = gpus if gpus else max(1, cpus // spec.cpus_per_worker)
+    return max(1, math.ceil(trainings / slots))
+
+
+def packs(trainings: list[PlannedTraining], size: int) -> list[PlannedPack]:
+    """Groups trainings of one recipe and epoch count into packs of at most `size`, of balanced sizes; within a
+    group the members are ordered by architecture, so that a pack mixes architectures only where it must."""
+    groups: dict[tuple[str, int], list[PlannedTraining]] = {}
+    for t in trainings:
+        groups.setdefault((t.config.recipe, t.config.epochs), []).append(t)
+    result: list[PlannedPack] = []
+    for key in sorted(groups):
+        members = sorted(groups[key], key=lambda t: (list(models.ARCHS).index(t.config.arch), t.training_id))
+        count = math.ceil(len(members) / size)
+        for k in range(count):
+            chunk = tuple(members[len(members) * k // count : len(members) * (k + 1) // count])
+            result.append(PlannedPack(_pack_id(len(result), chunk), chunk))
+    return result
+
+
+def _pack_id(index: int, members: tuple[PlannedTraining, ...]) -> str:
+    if len(members) == 1:
+        return members[0].training_id
+    digest = hashlib.sha256("\0".join(m.training_id for m in members).encode()).hexdigest()[:8]
+    return f"pack{index:02d}-{digest}"
+
+
+def describe(spec: GridSpec, trainings: list[PlannedTraining], grouped: list[PlannedPack] | None = None) -> str:
     """The --dry-run text: cells, the trainings that fill them, and the epochs prefix sharing saves."""
     trained = sum(t.config.epochs for t in trainings)
     naive = len(spec.archs) * len(spec.activations) * len(spec.seeds) * sum(spec.epochs)
@@ -68,4 +135,8 @@ def describe(spec: GridSpec, trainings: list[PlannedTraining]) -> str:
     for t in trainings:
         cells = ", ".join(map(str, t.cells))
         lines.append(f"  {t.training_id:<40} {t.config.epochs:>4} epochs -> cells at {cells}")
+    if grouped is not None:
+        largest = max(len(p.members) for p in grouped)
+        lines.append(f"{len(grouped)} trials (packs of at most {largest} trainings trained together on one device):")
+        lines += [f"  {p.pack_id:<40} {', '.join(p.training_ids)}" for p in grouped]
     return "\n".join(lines)

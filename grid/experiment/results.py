@@ -46,13 +46,15 @@ class Outcome:
         return self.status in FINISHED and done
 
 
-def read_outcome(fs: pafs.FileSystem, train_dir: str) -> Outcome:
-    """The latest `epoch_NNNN` checkpoint under a Train run folder, or a `missing` outcome."""
+def read_outcome(fs: pafs.FileSystem, train_dir: str, member: str | None = None) -> Outcome:
+    """The latest `epoch_NNNN` checkpoint under a Train run folder, or a `missing` outcome. `member`: the
+    training's id when the run is a pack's, whose checkpoints hold a sub-folder per member."""
     infos = fs.get_file_info(pafs.FileSelector(train_dir, allow_not_found=True))
     checkpoints = sorted(
         i.path for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith("epoch_")
     )
     for latest in reversed(checkpoints):
+        latest = posixpath.join(latest, member) if member else latest
         try:
             status = json.loads(_read(fs, posixpath.join(latest, STATUS_FILE)))
             history = json.loads(_read(fs, posixpath.join(latest, METRICS_FILE)))
@@ -77,8 +79,8 @@ def fetch_artifacts(fs: pafs.FileSystem, outcome: Outcome, dest: Path) -> list[P
     return copied
 
 
-def cell_rows(planned: PlannedTraining, outcome: Outcome) -> list[dict]:
-    """One results row per grid cell this training fills."""
+def cell_rows(planned: PlannedTraining, outcome: Outcome, pack: str = "") -> list[dict]:
+    """One results row per grid cell this training fills; `pack`: the pack it trained in ("" alone)."""
     cfg, history = planned.config, outcome.history
     rows = []
     for epochs in planned.cells:
@@ -89,6 +91,7 @@ def cell_rows(planned: PlannedTraining, outcome: Outcome) -> list[dict]:
             "seed": cfg.seed,
             "epochs": epochs,
             "training_id": cfg.training_id,
+            "pack": pack,
         }
         if epochs <= len(history):
             h = history[epochs - 1]
@@ -111,10 +114,11 @@ def cell_rows(planned: PlannedTraining, outcome: Outcome) -> list[dict]:
     return rows
 
 
-def history_rows(planned: PlannedTraining, outcome: Outcome) -> list[dict]:
+def history_rows(planned: PlannedTraining, outcome: Outcome, pack: str = "") -> list[dict]:
     cfg = planned.config
     ident = {
         "training_id": cfg.training_id,
+        "pack": pack,
         "arch": cfg.arch,
         "activation": cfg.activation,
         "recipe": cfg.recipe,
@@ -123,10 +127,14 @@ def history_rows(planned: PlannedTraining, outcome: Outcome) -> list[dict]:
     return [{**ident, **h} for h in outcome.history]
 
 
-def frames(plans: list[PlannedTraining], outcomes: dict[str, Outcome]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(results: one row per cell, history: one row per training epoch)."""
-    results = [r for p in plans for r in cell_rows(p, outcomes[p.training_id])]
-    history = [r for p in plans for r in history_rows(p, outcomes[p.training_id])]
+def frames(
+    plans: list[PlannedTraining], outcomes: dict[str, Outcome], packs: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(results: one row per cell, history: one row per training epoch); `packs`: training id -> its pack's id,
+    for the trainings that trained in a pack of more than one."""
+    packs = packs or {}
+    results = [r for p in plans for r in cell_rows(p, outcomes[p.training_id], packs.get(p.training_id, ""))]
+    history = [r for p in plans for r in history_rows(p, outcomes[p.training_id], packs.get(p.training_id, ""))]
     results_df = pd.DataFrame(results).sort_values(["arch", "activation", "recipe", "seed", "epochs"])
     return results_df.reset_index(drop=True), pd.DataFrame(history)
 

@@ -24,7 +24,7 @@ from data import fs as data_fs
 from data.download import default_cache_dir
 from data.shards import MAX_MANIFEST_BYTES
 from grid import atomic
-from grid.experiment.plan import PlannedTraining, plan
+from grid.experiment.plan import PlannedPack, PlannedTraining, default_pack, packs, plan
 from grid.experiment.results import Outcome, fetch_artifacts, frames, read_outcome
 from grid.experiment.spec import GridError, GridSpec
 from grid.experiment.worker import Job
@@ -74,13 +74,16 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
         _check_same_data(resumed_grid, out, data_uri, manifest_sha256)
     _check_split(spec, json.loads(manifest_bytes), data_uri)
     plans = plan(spec)
+    if spec.pack is None:  # decided once, here, and kept in grid.json: --resume finds the same packs
+        spec = dataclasses.replace(spec, pack=default_pack(spec, len(plans), cluster=bool(opts.address)))
+    grouped = packs(plans, spec.pack)
     shares_prefixes = any(len(p.cells) > 1 for p in plans)
     spec = recorded(spec, data_uri, manifest_bytes, shares_prefixes)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out / GRID_FILE, spec.to_dict())
     try:
-        return _run_grid(spec, opts, out, plans, data_uri, shares_prefixes)
+        return _run_grid(spec, opts, out, plans, grouped, data_uri, shares_prefixes)
     except GridError:
         if resumed_grid is None:  # refused once Ray was up (no GPU on the cluster, ...): the name stays free
             _forget_new_run(out, created)
@@ -96,17 +99,26 @@ def _forget_new_run(out: Path, created: bool) -> None:
 
 
 def _run_grid(
-    spec: GridSpec, opts: RunOptions, out: Path, plans: list[PlannedTraining], data_uri: str, shares_prefixes: bool
+    spec: GridSpec,
+    opts: RunOptions,
+    out: Path,
+    plans: list[PlannedTraining],
+    grouped: list[PlannedPack],
+    data_uri: str,
+    shares_prefixes: bool,
 ) -> int:
     """run()'s work once the run folder records the grid: train what is pending, then write the outputs."""
+    pack_of = {t.training_id: g for g in grouped for t in g.members}
     storage = opts.storage or str(out / "storage")
     fs, storage_path = data_fs.resolve(storage)
-    outcomes = {p.training_id: read_outcome(fs, _train_dir(storage_path, spec, p)) for p in plans}
+    outcomes = {p.training_id: _read(fs, storage_path, spec, pack_of[p.training_id], p) for p in plans}
     pending = [p for p in plans if not outcomes[p.training_id].finished(p)]
     skipped = len(plans) - len(pending)
+    pending_packs = [g for g in grouped if any(m in pending for m in g.members)]
     print(
         f"grid {spec.name!r}: {spec.cells} cells from {len(plans)} trainings; {len(pending)} to train"
-        + (f", {skipped} already finished (not rerun)" if skipped else ""),
+        + (f", {skipped} already finished (not rerun)" if skipped else "")
+        + (f"; in {len(pending_packs)} packs of at most {spec.pack}" if spec.pack > 1 else ""),
         flush=True,
     )
     if shares_prefixes:
@@ -117,20 +129,23 @@ def _run_grid(
         )
 
     resumed = {p.training_id: len(outcomes[p.training_id].history) for p in pending}
+    done = {p.training_id: p.config.epochs if p not in pending else resumed[p.training_id] for p in plans}
     failures, trial_times = (
-        _train(spec, opts, pending, resumed, data_uri, fs, storage, storage_path) if pending else ({}, {})
+        _train(spec, opts, pending_packs, done, data_uri, fs, storage, storage_path) if pending else ({}, {})
     )
-    _record_trial_times(out, trial_times)
     for p in plans:
-        outcome = read_outcome(fs, _train_dir(storage_path, spec, p))
-        if p.training_id in failures and not outcome.finished(p):
-            outcome.status, outcome.error = "failed", failures[p.training_id]
+        pack = pack_of[p.training_id]
+        outcome = _read(fs, storage_path, spec, pack, p)
+        if pack.pack_id in failures and not outcome.finished(p):
+            outcome.status, outcome.error = "failed", failures[pack.pack_id]
         outcomes[p.training_id] = outcome
         fetch_artifacts(fs, outcome, out / "trainings" / p.training_id)
+    _record_trial_times(out, trial_times, grouped, outcomes)
+    in_packs = {t: g.pack_id for t, g in pack_of.items() if len(g.members) > 1}
     fell_back = [o.wandb_fallback for o in outcomes.values() if o.wandb_fallback]
     if opts.wandb and fell_back:
         print(fallback_line(fell_back, len(plans), out / "wandb"), flush=True)
-    code, results = _write_outputs(spec, plans, outcomes, out)
+    code, results = _write_outputs(spec, plans, outcomes, out, in_packs)
     found = verdict.verdict(results, spec.to_dict())
     if opts.wandb and opts.wandb.get("mode") != "disabled":
         print("\n".join(_wandb_epilogue(opts, spec, out, found, offline_runs=bool(fell_back))))
@@ -201,7 +216,7 @@ def _recorded_grid(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec:
     if not grid_file.is_file():
         raise GridError(f"--resume: {grid_file}: no grid to resume there (start it without --resume)")
     try:
-        recorded = GridSpec.from_dict(json.loads(grid_file.read_text()))
+        recorded = GridSpec.from_dict({"pack": 1, **json.loads(grid_file.read_text())})  # before packs: unpacked
     except (ValueError, TypeError) as e:
         raise GridError(f"--resume: {grid_file}: not a grid this code reads ({' '.join(str(e).split())})") from None
     differ = [
@@ -269,29 +284,30 @@ def _check_same_data(recorded: GridSpec, out: Path, data_uri: str, manifest_sha2
         )
 
 
-def costliest_first(pending: list[PlannedTraining], resumed: dict[str, int]) -> list[PlannedTraining]:
+def costliest_first(pending: list[PlannedPack], done: dict[str, int]) -> list[PlannedPack]:
     """Tune starts trials in this order: the longest first, so that short ones fill the grid's end (on a shared
-    GPU, a resnet18 started last would run alone for minutes). Cost: epochs left x forward FLOPs per image."""
+    GPU, a resnet18 started last would run alone for minutes). Cost: the members' epochs left (`done`: epochs a
+    training has, its whole count once finished) x forward FLOPs per image, summed."""
 
     def cost(p: PlannedTraining) -> float:
-        return (p.config.epochs - resumed.get(p.training_id, 0)) * models.FORWARD_MFLOPS.get(p.config.arch, 1.0)
+        return (p.config.epochs - done.get(p.training_id, 0)) * models.FORWARD_MFLOPS.get(p.config.arch, 1.0)
 
-    return sorted(pending, key=lambda p: (-cost(p), p.training_id))
+    return sorted(pending, key=lambda g: (-sum(cost(p) for p in g.members), g.pack_id))
 
 
 def _train(
     spec: GridSpec,
     opts: RunOptions,
-    pending: list[PlannedTraining],
-    resumed: dict[str, int],
+    pending: list[PlannedPack],
+    done: dict[str, int],
     data_uri: str,
     fs,
     storage: str,
     storage_path: str,
 ) -> tuple[dict[str, str], dict[str, list[float]]]:
-    """Runs the pending trainings on Ray (`resumed`: epochs each already has in storage); returns
-    ({training_id: one-line reason} for the trials that failed, {training_id: [trial start, trial end]} in
-    wall-clock seconds)."""
+    """Runs the pending packs on Ray (`done`: epochs each training already has in storage); returns
+    ({pack_id: one-line reason} for the trials that failed, {pack_id: [trial start, trial end]} in wall-clock
+    seconds)."""
     from grid.experiment import mps
     from grid.experiment.tune import start_ray
 
@@ -299,7 +315,7 @@ def _train(
     with sharing as mps_env:
         start_ray(opts.address, opts.verbose, mps_env)
         return _run_trials(
-            spec, opts, pending, resumed, data_uri, _remote_storage_fs(storage, storage_path, fs), storage_path
+            spec, opts, pending, done, data_uri, _remote_storage_fs(storage, storage_path, fs), storage_path
         )
 
 
@@ -311,8 +327,8 @@ def _remote_storage_fs(storage: str, storage_path: str, fs):
 def _run_trials(
     spec: GridSpec,
     opts: RunOptions,
-    pending: list[PlannedTraining],
-    resumed: dict[str, int],
+    pending: list[PlannedPack],
+    done: dict[str, int],
     data_uri: str,
     remote_fs,
     storage_path: str,
@@ -325,18 +341,21 @@ def _run_trials(
 
     try:
         resources = plan_resources(spec, len(pending), autoscaling=bool(opts.address))
+        unit = "trainings" if spec.pack == 1 else "packs"
         print(
-            f"ray: {resources.max_concurrent} trainings at a time, {resources.workers} worker(s) x "
+            f"ray: {resources.max_concurrent} {unit} at a time, {resources.workers} worker(s) x "
             f"{resources.cpus_per_worker} CPU"
-            + (f", {resources.gpu_per_training:g} GPU per training" if resources.gpu_per_training else ""),
+            + (f", {resources.gpu_per_training:g} GPU per trial" if resources.gpu_per_training else ""),
             flush=True,
         )
         trials = [
-            _trial(spec, opts, p, data_uri, resources, remote_fs, storage_path)
-            for p in costliest_first(pending, resumed)
+            _trial(spec, opts, g, data_uri, resources, remote_fs, storage_path) for g in costliest_first(pending, done)
         ]
+        # Progress counts a trial's epochs: a pack's members advance together, so its epoch is theirs.
         progress = Progress(
-            {p.training_id: p.config.epochs for p in pending}, every_s=opts.status_every_s, resumed_from=resumed
+            {g.pack_id: g.epochs for g in pending},
+            every_s=opts.status_every_s,
+            resumed_from={g.pack_id: min(done[t] for t in g.training_ids) for g in pending},
         )
         attempt = time.strftime("%Y%m%d-%H%M%S")
         results = run_tune(
@@ -361,7 +380,7 @@ def _run_trials(
 
 
 def _trial(
-    spec: GridSpec, opts: RunOptions, p: PlannedTraining, data_uri: str, resources, remote_fs, storage_path: str
+    spec: GridSpec, opts: RunOptions, g: PlannedPack, data_uri: str, resources, remote_fs, storage_path: str
 ) -> dict:
     wandb = dict(opts.wandb)
     if wandb:
@@ -371,37 +390,39 @@ def _trial(
         wandb["dir"] = wandb.get("dir") or str(opts.out.resolve() / "wandb")
         wandb["mode"] = resolved_mode(WandbSettings(**wandb))
     job = Job(
-        train=p.config.to_dict(),
-        cells=p.cells,
+        trainings=tuple({"train": p.config.to_dict(), "cells": list(p.cells)} for p in g.members),
         data_uri=data_uri,
         grid_name=spec.name,
+        pack_id=g.pack_id,
         wandb=wandb,
         wandb_config={"code_version": spec.extras.get("code_version", "")},
     )
     return {
-        "training_id": p.training_id,
+        "trial": g.pack_id,
         "job": job.to_dict(),
         "resources": resources,
-        "train_run_name": _train_run_name(spec, p),
+        "train_run_name": _train_run_name(spec, g),
         "storage_path": storage_path,
         "storage_filesystem": remote_fs,
         "max_failures": spec.max_failures,
     }
 
 
-def _train_run_name(spec: GridSpec, p: PlannedTraining) -> str:
-    return f"{spec.name}.{p.training_id}"  # unique per training and grid, also in a shared cluster's dashboard
+def _train_run_name(spec: GridSpec, g: PlannedPack) -> str:
+    return f"{spec.name}.{g.pack_id}"  # unique per pack and grid, also in a shared cluster's dashboard
 
 
-def _train_dir(storage_path: str, spec: GridSpec, p: PlannedTraining) -> str:
-    return posixpath.join(storage_path, _train_run_name(spec, p))
+def _read(fs, storage_path: str, spec: GridSpec, g: PlannedPack, p: PlannedTraining) -> Outcome:
+    """A training's outcome from its pack's Train run (a pack of one: the training's own run)."""
+    member = p.training_id if len(g.members) > 1 else None
+    return read_outcome(fs, posixpath.join(storage_path, _train_run_name(spec, g)), member)
 
 
 def _write_outputs(
-    spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[str, Outcome], out: Path
+    spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[str, Outcome], out: Path, in_packs: dict[str, str]
 ) -> tuple[int, pd.DataFrame]:
     """Writes the results, tables, plots and report; prints the tables; returns (exit code, results)."""
-    results, history = frames(plans, outcomes)
+    results, history = frames(plans, outcomes, in_packs)
     atomic.write_parquet(out / "results.parquet", results)
     atomic.write_csv(out / "results.csv", results)
     if not history.empty:
@@ -428,11 +449,22 @@ def _write_outputs(
     return (1 if len(missing) else 0), results
 
 
-def _record_trial_times(out: Path, times: dict[str, list[float]]) -> None:
-    """trials.json: each training's Tune trial start and end (the grid benchmark's fixed-cost figures)."""
+def _record_trial_times(
+    out: Path, times: dict[str, list[float]], grouped: list[PlannedPack], outcomes: dict[str, Outcome]
+) -> None:
+    """trials.json: per training, its Tune trial's start and end, its pack, and the start-up's parts of the
+    trial's last (re)start (wall-clock stamps; the grid benchmarks' fixed-cost figures)."""
     path = out / "trials.json"
     recorded = json.loads(path.read_text()) if path.is_file() else {}
-    recorded.update({name: {"start": start, "end": end} for name, (start, end) in times.items()})
+    for g in grouped:
+        if g.pack_id not in times:
+            continue
+        start, end = times[g.pack_id]
+        for t in g.training_ids:
+            runs = outcomes[t].runs
+            startup = {"trial": start, **(runs[-1].get("startup", {}) if runs else {})}
+            pack = g.pack_id if len(g.members) > 1 else ""
+            recorded[t] = {"start": start, "end": end, "pack": pack, "startup": startup}
     atomic.write_json(path, recorded)
 
 

@@ -38,6 +38,9 @@ class GridSpec(TrainSettings):
         None, help="GPU share per training (default: per architecture, grid.experiment.tune)", min=0, max=1
     )
     max_failures: int = setting(2, help="restarts of a training whose worker died", min=0)
+    pack: int | None = setting(
+        None, help="the most trainings one trial trains at once on its device (default: per device)", min=1
+    )
     extras: dict[str, Any] = field(default_factory=dict)  # recorded by the run: data uri, manifest sha, code version
 
     _error = GridError
@@ -48,6 +51,8 @@ class GridSpec(TrainSettings):
             # Ray issue 48012: fractional GPUs below 0.5 across several DDP workers can land two ranks of one
             # training on the same GPU share and deadlock NCCL.
             raise GridError("with --workers > 1, --gpus-per-trial must be at least 0.5 (Ray issue 48012)")
+        if self.workers > 1 and (self.pack or 1) > 1:
+            raise GridError("--pack > 1 with --workers > 1: a pack trains on one worker; use --pack 1 for DDP")
         if not self.name or any(c in self.name for c in "/\\") or self.name in (".", ".."):
             raise GridError(f"invalid grid name {self.name!r}: use a plain folder name")
 

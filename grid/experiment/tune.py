@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import os
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +94,8 @@ def plan_resources(spec: GridSpec, trainings: int, *, autoscaling: bool = False)
     fraction = 0.0
     if (gpus > 0 or waits_for_gpus) and spec.device != "cpu" and spec.gpus_per_trial != 0:
         fraction = spec.gpus_per_trial or max(DEFAULT_GPU_FRACTION.get(a, 0.25) for a in spec.archs)
+        if spec.gpus_per_trial is None and (spec.pack or 1) > 1:
+            fraction = 1.0  # a pack fills its GPU itself
         if spec.workers > 1:
             fraction = max(fraction, 0.5)  # Ray issue 48012
     if waits_for_gpus:
@@ -110,13 +113,14 @@ def run_trial(config: dict[str, Any]) -> None:
 
     from grid.experiment.worker import train_loop
 
+    job = {**config["job"], "fit_started": time.time()}  # the worker records it with its start-up's parts
     res: Resources = config["resources"]
     per_worker = {"CPU": res.cpus_per_worker}
     if res.gpu_per_training:
         per_worker["GPU"] = res.gpu_per_training / res.workers
     trainer = TorchTrainer(
         train_loop,
-        train_loop_config=config["job"],
+        train_loop_config=job,
         scaling_config=ScalingConfig(
             num_workers=res.workers, use_gpu=bool(res.gpu_per_training), resources_per_worker=per_worker
         ),
@@ -145,10 +149,10 @@ def run_tune(
     callbacks: list,
     verbose: bool,
 ):
-    """Run the pending trainings as one Tune grid; returns Tune's ResultGrid."""
+    """Run the pending trials (a pack of trainings each) as one Tune grid; returns Tune's ResultGrid."""
     from ray import tune
 
-    by_name = {t["training_id"]: t for t in trials}
+    by_name = {t["trial"]: t for t in trials}
     # Trial configs carry a whole job each: Tune searches over names, the jobs travel in the object store.
     trainable = tune.with_parameters(_trial_by_name, trials=by_name)
     tuner = tune.Tuner(

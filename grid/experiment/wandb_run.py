@@ -27,6 +27,7 @@ from typing import Any
 from grid.wandb_settings import WandbSettings, redact, resolved_mode, wandb_dir
 
 log = logging.getLogger(__name__)
+_open_runs = 0  # runs this process has open: a pack's members each have one, and teardown waits for the last
 
 
 def run_id(group: str, training_id: str) -> str:
@@ -101,6 +102,8 @@ class WandbRun:
         except Exception as e:  # noqa: BLE001 - any W&B failure must leave the training running
             cls(label=label)._fail("start", e)
             return cls()
+        global _open_runs
+        _open_runs += 1
         self = cls(run, label=label, logged_epoch=done, run_dir=run_dir, fallback=fallback)
         for metrics in history:
             self.log_epoch(metrics)
@@ -132,9 +135,11 @@ class WandbRun:
                     _attach(run, path, self._run_dir)
         except Exception as e:  # noqa: BLE001
             self._fail("finish", e)  # and still close the run, so that it is not left running
+        global _open_runs
+        _open_runs -= 1
         try:
             run.finish(exit_code=exit_code)
-            if run.settings.mode == "offline":
+            if run.settings.mode == "offline" and _open_runs == 0:
                 # The only copy until synced: wandb-core writes the file asynchronously, and its service
                 # exits only once every record is on disk.
                 import wandb
@@ -144,6 +149,9 @@ class WandbRun:
             self._fail("finish", e)
 
     def _fail(self, where: str, error: Exception) -> None:
+        global _open_runs
+        if self._run is not None:  # dropped, not finished: it no longer holds teardown back
+            _open_runs -= 1
         self._run = None
         if not self._warned:
             self._warned = True
@@ -202,7 +210,7 @@ def _init(settings: WandbSettings, mode: str, rid: str, folder: Path, **run: Any
                 disable_code=True,
                 save_code=False,  # the caller's config holds the commit
                 symlink=False,  # copies / hard links: the run folder can move before `wandb sync`
-                reinit="finish_previous",
+                reinit="create_new",  # a pack's members log to their runs side by side
                 silent=True,
             ),
         )
