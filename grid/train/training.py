@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -173,11 +174,13 @@ class Training:
 
     # ---- training ---------------------------------------------------------------------------------------
 
-    def run_epoch(self) -> dict[str, float]:
-        """Trains one epoch, evaluates, appends the metrics to `.history` and returns them."""
+    def run_epoch(self, on_step: Callable[[int], None] | None = None) -> dict[str, float]:
+        """Trains one epoch, evaluates, appends the metrics to `.history` and returns them. `on_step(step)` is
+        called from the host after each training step (1 .. steps_per_epoch) without a device sync; it must be
+        cheap (a progress reporter rate-limits itself)."""
         lr = self.optimizer.param_groups[0]["lr"]  # the epoch's first step's lr
         start = time.perf_counter()
-        images, loss_sum, correct = self._train_epoch()
+        images, loss_sum, correct = self._train_epoch(on_step)
         trained = time.perf_counter()
         if not math.isfinite(loss_sum):
             raise Diverged(self.epoch + 1, loss_sum / images)
@@ -197,14 +200,16 @@ class Training:
         self.history.append(metrics)
         return metrics
 
-    def _train_epoch(self) -> tuple[int, float, float]:
+    def _train_epoch(self, on_step: Callable[[int], None] | None) -> tuple[int, float, float]:
         """(images trained on, summed loss, correct predictions) over all ranks; one host sync at the end."""
         self.net.train()
         self._loss_sum.zero_()
         self._correct.zero_()
         step = self._graphed or self._train_step
-        for indices in self._epoch_batches():
+        for done, indices in enumerate(self._epoch_batches(), start=1):
             step(indices)
+            if on_step is not None:
+                on_step(done)
         totals = torch.stack([self._loss_sum, self._correct.double()])
         if self.distributed:
             dist.all_reduce(totals)
