@@ -36,6 +36,8 @@ class Job:
     wandb: dict[str, Any] = field(default_factory=dict)  # WandbSettings fields; {} disables W&B
     wandb_config: dict[str, Any] = field(default_factory=dict)  # extra run config: code version, manifest
     min_report_interval_s: float = 2.0
+    progress_board: str = ""  # the named actor live progress goes to (grid.experiment.board); "" for none
+    progress_every_s: float = 2.0  # at most one progress post per this many seconds
 
     @property
     def config(self) -> TrainConfig:
@@ -86,9 +88,12 @@ def train_loop(job_dict: dict[str, Any]) -> None:
     here = {"node_id": ray.get_runtime_context().get_node_id(), "from_epoch": training.epoch, "world_size": world}
     runs = [*previous.get("runs", []), here]
     reporter = _Reporter(job, training, rank, runs, run)
+    steps = _step_reporter(job, training, rank)
     while training.epoch < cfg.epochs:
         try:
-            metrics = training.run_epoch()
+            metrics = training.run_epoch(steps)
+            if steps is not None:
+                steps.epoch_done()
         except Diverged as e:
             reporter.report("diverged", error=str(e))
             run.finish(summary=_summary(training, job.cells), files=[], exit_code=1)  # shows as failed in W&B
@@ -99,6 +104,19 @@ def train_loop(job_dict: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory(prefix="cifar-grid-artifacts-") as keep:
         files = reporter.report("ok", keep_artifacts_in=Path(keep))
         run.finish(summary=_summary(training, job.cells), files=files)
+
+
+def _step_reporter(job: Job, training: Training, rank: int):
+    """Rank 0's live progress poster, or None (no board, another rank, or the board is gone)."""
+    from grid.experiment.board import StepReporter, board
+
+    if rank != 0 or not job.progress_board:
+        return None
+    try:
+        found = board(job.progress_board)
+    except ValueError:  # progress is a nicety: a training never fails for want of it
+        return None
+    return StepReporter(found, training, every_s=job.progress_every_s)
 
 
 class _Reporter:
