@@ -18,6 +18,7 @@ import data
 import models
 from data import fs as data_fs
 from grid import atomic
+from grid.experiment.interrupt import Interrupt
 from grid.experiment.plan import PlannedTraining, plan
 from grid.experiment.results import Outcome, fetch_artifacts, frames, read_outcome
 from grid.experiment.spec import GridError, GridSpec
@@ -41,10 +42,12 @@ class RunOptions:
     wandb: dict = field(default_factory=dict)  # WandbSettings fields; {} or mode "disabled": off
     status_every_s: float = 30.0
     mps: bool = False  # CUDA MPS around a local Ray (grid.experiment.mps)
+    live: bool | None = None  # the live progress display; None: when stdout is a terminal
 
 
 def run(spec: GridSpec, opts: RunOptions) -> int:
-    """Runs (or resumes) a grid; returns the exit code: 0 when every cell has a result, else 1."""
+    """Runs (or resumes) a grid; returns the exit code: 0 when every cell has a result, else 1; 130 / 143 when
+    SIGINT / SIGTERM interrupted it (what finished is written, and the line to continue it is printed)."""
     out = opts.out.resolve()
     if not opts.address:
         _check_local_cpus(spec)
@@ -54,7 +57,9 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
             "(start it on each GPU node) nor with --device cpu"
         )
     spec = _open_run_folder(spec, opts, out)
-    data_uri = data.resolve_shards(opts.data, opts.cache_dir)
+    # --resume without --data: the shards the grid ran on (so that the interrupted line's command is whole).
+    source = opts.data if opts.data or not opts.resume else spec.extras.get("data_uri")
+    data_uri = data.resolve_shards(source, opts.cache_dir)
     manifest_bytes = _read_manifest(data_uri)
     _check_split(spec, json.loads(manifest_bytes), data_uri)
     plans = plan(spec)
@@ -88,9 +93,17 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
         )
 
     resumed = {p.training_id: len(outcomes[p.training_id].history) for p in pending}
-    failures, trial_times = (
-        _train(spec, opts, pending, resumed, data_uri, fs, storage, storage_path) if pending else ({}, {})
-    )
+    interrupt = Interrupt()
+    try:
+        with interrupt.catching():
+            failures, trial_times = (
+                _train(spec, opts, pending, resumed, data_uri, fs, storage, storage_path, interrupt)
+                if pending
+                else ({}, {})
+            )
+    except KeyboardInterrupt:  # a second signal: stop at once, Ray already shut down on the way out
+        print(f"interrupted: continue with {resume_command(spec, opts)}", flush=True)
+        return interrupt.exit_code
     _record_trial_times(out, trial_times)
     for p in plans:
         outcome = read_outcome(fs, _train_dir(storage_path, spec, p))
@@ -98,10 +111,22 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
             outcome.status, outcome.error = "failed", failures[p.training_id]
         outcomes[p.training_id] = outcome
         fetch_artifacts(fs, outcome, out / "trainings" / p.training_id)
-    code = _write_outputs(spec, plans, outcomes, out)
+    code = _write_outputs(spec, plans, outcomes, out, quiet=interrupt.requested)
     if opts.wandb and pending:
         _print_wandb_sync(opts, out)
+    if interrupt.requested:
+        print(f"interrupted: continue with {resume_command(spec, opts)}", flush=True)
+        return interrupt.exit_code
     return code
+
+
+def resume_command(spec: GridSpec, opts: RunOptions) -> str:
+    """This tool's command that continues the grid (never Ray's API)."""
+    where = f"--name {spec.name}"
+    if opts.out.resolve() != (Path("runs") / spec.name).resolve():
+        where = f"--out {opts.out}"
+    extra = [f"--{k} {v}" for k, v in (("storage", opts.storage), ("address", opts.address)) if v]
+    return " ".join(["python run_grid.py --resume", where, *extra])
 
 
 def _open_run_folder(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec:
@@ -139,6 +164,7 @@ def _train(
     fs,
     storage: str,
     storage_path: str,
+    interrupt: Interrupt,
 ) -> tuple[dict[str, str], dict[str, list[float]]]:
     """Runs the pending trainings on Ray (`resumed`: epochs each already has in storage); returns
     ({training_id: one-line reason} for the trials that failed, {training_id: [trial start, trial end]} in
@@ -149,9 +175,8 @@ def _train(
     sharing = mps.daemon() if opts.mps else contextlib.nullcontext({})
     with sharing as mps_env:
         start_ray(opts.address, opts.verbose, mps_env)
-        return _run_trials(
-            spec, opts, pending, resumed, data_uri, _remote_storage_fs(storage, storage_path, fs), storage_path
-        )
+        remote_fs = _remote_storage_fs(storage, storage_path, fs)
+        return _run_trials(spec, opts, pending, resumed, data_uri, remote_fs, storage_path, interrupt)
 
 
 def _remote_storage_fs(storage: str, storage_path: str, fs):
@@ -167,13 +192,17 @@ def _run_trials(
     data_uri: str,
     remote_fs,
     storage_path: str,
+    interrupt: Interrupt,
 ):
     """_train's work once Ray is up; returns what _train returns."""
     import ray
 
+    from grid.experiment.board import start_board
+    from grid.experiment.interrupt import StopOnInterrupt
     from grid.experiment.progress import Progress
     from grid.experiment.tune import plan_resources, run_tune
 
+    progress = None
     try:
         resources = plan_resources(spec, len(pending), autoscaling=bool(opts.address))
         print(
@@ -182,14 +211,22 @@ def _run_trials(
             + (f", {resources.gpu_per_training:g} GPU per training" if resources.gpu_per_training else ""),
             flush=True,
         )
+        attempt = time.strftime("%Y%m%d-%H%M%S")
+        board = f"cifar-grid-progress.{spec.name}.{attempt}"
+        board_actor = start_board(board)  # noqa: F841 - the board lives as long as this handle
         trials = [
-            _trial(spec, opts, p, data_uri, resources, remote_fs, storage_path)
+            _trial(spec, opts, p, data_uri, resources, remote_fs, storage_path, board)
             for p in costliest_first(pending, resumed)
         ]
         progress = Progress(
-            {p.training_id: p.config.epochs for p in pending}, every_s=opts.status_every_s, resumed_from=resumed
+            {p.training_id: p.config.epochs for p in pending},
+            every_s=opts.status_every_s,
+            resumed_from=resumed,
+            archs={p.training_id: p.config.arch for p in pending},
+            board=board,
+            max_concurrent=resources.max_concurrent,
+            live=sys.stdout.isatty() if opts.live is None else opts.live,
         )
-        attempt = time.strftime("%Y%m%d-%H%M%S")
         results = run_tune(
             trials,
             experiment=f"{spec.name}.tune-{attempt}",
@@ -198,6 +235,7 @@ def _run_trials(
             max_concurrent=resources.max_concurrent,
             callbacks=[progress],
             verbose=opts.verbose,
+            stop=StopOnInterrupt(interrupt),
         )
         failures = {}
         for r in results:
@@ -208,11 +246,20 @@ def _run_trials(
                 failures[r.config["training"]] = r.metrics.get("error", "")
         return failures, progress.trial_seconds
     finally:
+        if progress is not None:
+            progress.close()
         ray.shutdown()
 
 
 def _trial(
-    spec: GridSpec, opts: RunOptions, p: PlannedTraining, data_uri: str, resources, remote_fs, storage_path: str
+    spec: GridSpec,
+    opts: RunOptions,
+    p: PlannedTraining,
+    data_uri: str,
+    resources,
+    remote_fs,
+    storage_path: str,
+    board: str,
 ) -> dict:
     wandb = dict(opts.wandb)
     if wandb:
@@ -228,6 +275,7 @@ def _trial(
         grid_name=spec.name,
         wandb=wandb,
         wandb_config={"code_version": spec.extras.get("code_version", "")},
+        progress_board=board,
     )
     return {
         "training_id": p.training_id,
@@ -248,16 +296,23 @@ def _train_dir(storage_path: str, spec: GridSpec, p: PlannedTraining) -> str:
     return posixpath.join(storage_path, _train_run_name(spec, p))
 
 
-def _write_outputs(spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[str, Outcome], out: Path) -> int:
+def _write_outputs(
+    spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[str, Outcome], out: Path, *, quiet: bool = False
+) -> int:
+    """Writes results, history, tables, plots and the report; prints the tables and what failed unless `quiet`
+    (an interrupted grid: its missing cells are not failures). Returns 0 when every cell has a result, else 1."""
     results, history = frames(plans, outcomes)
     atomic.write_parquet(out / "results.parquet", results)
     atomic.write_csv(out / "results.csv", results)
     if not history.empty:
         atomic.write_parquet(out / "history.parquet", history)
     report_path = report.build(out, results, history if not history.empty else None, spec.to_dict())
+    missing = results[~results["status"].isin(["ok", "diverged"])]
+    if quiet:
+        print(f"\n{len(results) - len(missing)} of {len(results)} cells have a result; report: {report_path}")
+        return 1 if len(missing) else 0
     print()
     print(tables.tables_markdown(results))
-    missing = results[~results["status"].isin(["ok", "diverged"])]
     bad = {
         (p.training_id, outcomes[p.training_id].status, outcomes[p.training_id].error)
         for p in plans
