@@ -118,8 +118,9 @@ class Progress(Callback):
         except Exception:  # noqa: BLE001 - no figures this time; the next poll tries again
             return {}
 
-    def take(self, snapshot: dict[str, dict[str, Any]]) -> None:
-        """New progress posts: the first throughput figure of each training is printed as it arrives."""
+    def take(self, snapshot: dict[str, dict[str, Any]], wall: float | None = None) -> None:
+        """New progress posts: the first throughput figure of each training is printed as it arrives (with
+        its ETA at wall-clock `wall`, default now)."""
         for name, update in snapshot.items():
             if name not in self.epochs:
                 continue
@@ -130,7 +131,7 @@ class Progress(Callback):
             if seconds is not None:
                 self.epoch_seconds[update["arch"]] = seconds
             if first and not self.live:
-                self._say(f"{name}: {self.training_line(name, time.time())}")
+                self._say(f"{name}: {self.training_line(name, time.time() if wall is None else wall)}")
 
     def training_line(self, name: str, now: float) -> str:
         """One running training: epochs and steps done, images/s, latest test accuracy, ETA."""

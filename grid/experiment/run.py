@@ -125,7 +125,8 @@ def resume_command(spec: GridSpec, opts: RunOptions) -> str:
     where = f"--name {spec.name}"
     if opts.out.resolve() != (Path("runs") / spec.name).resolve():
         where = f"--out {opts.out}"
-    extra = [f"--{k} {v}" for k, v in (("storage", opts.storage), ("address", opts.address)) if v]
+    wandb = opts.wandb.get("mode") if opts.wandb and opts.wandb.get("mode") != "auto" else None
+    extra = [f"--{k} {v}" for k, v in (("storage", opts.storage), ("address", opts.address), ("wandb", wandb)) if v]
     return " ".join(["python run_grid.py --resume", where, *extra])
 
 

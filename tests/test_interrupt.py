@@ -1,0 +1,82 @@
+"""Ctrl-C and SIGTERM: the grid's own handling, on real signals."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from grid.experiment.interrupt import Interrupt, StopOnInterrupt
+from tests.ray_helpers import check_against_reference, checkpoint_status, kill_session, processes, session_of, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_first_signal_asks_to_stop_and_a_second_stops_at_once(capsys):
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    interrupt = Interrupt()
+    with interrupt.catching():
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert interrupt.requested and interrupt.exit_code == 143
+        assert StopOnInterrupt(interrupt).stop_all()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+    assert {s: signal.getsignal(s) for s in before} == before  # the handlers are put back
+    assert "SIGTERM: stopping the trainings" in capsys.readouterr().err
+    assert Interrupt().exit_code == 128 and not StopOnInterrupt(Interrupt()).stop_all()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_sigint_after_the_first_epoch_then_resume_equals_an_uninterrupted_run(slow_shards, tmp_path):
+    out = tmp_path / "interrupted"
+    args = ["--archs", "improved", "--activations", "relu", "--epochs", "1", "2", "3", "4", "--val-size", "300"]
+    args += ["--wandb", "disabled", "--data", slow_shards, "--out", str(out)]
+    # Its own session, signalled as a group: what a terminal's Ctrl-C does (Ray's processes get it too).
+    proc = subprocess.Popen(
+        [sys.executable, "run_grid.py", *args],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        status = lambda: checkpoint_status(out / "storage", "improved-relu-paper-s0-val300") or {}  # noqa: E731
+        wait_for(lambda: status().get("epoch", 0) >= 1, 600, "the first epoch's checkpoint")
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+        sid = proc.pid
+        wait_for(lambda: not processes(lambda pid, _: _in_session(pid, sid)), 15, "the grid's processes to end")
+    finally:
+        kill_session(proc.pid)
+    assert proc.returncode == 130, stderr
+    assert (
+        stdout.splitlines()[-1]
+        == f"interrupted: continue with python run_grid.py --resume --out {out} --wandb disabled"
+    )
+    assert "Tuner.restore" not in stdout + stderr and "Resume experiment" not in stdout + stderr
+    assert re.search(r"improved-relu-paper-s0-val300: epoch \d/4 \S+ \S+ \d+ images/s", stdout), stdout
+    assert status()["status"] == "running" and (out / "results.parquet").is_file() and (out / "report.html").is_file()
+
+    # The printed command's --resume: no --data needed, the grid recorded its shards.
+    from grid.cli import main
+
+    assert main(["--resume", "--out", str(out), "--wandb", "disabled"]) == 0
+    runs = checkpoint_status(out / "storage", "improved-relu-paper-s0-val300")["runs"]
+    assert len(runs) == 2 and runs[1]["from_epoch"] >= 1  # continued from a checkpoint, not from scratch
+    assert check_against_reference(out, args, slow_shards) == 1
+
+
+def _in_session(pid: int, sid: int) -> bool:
+    try:
+        return session_of(pid) == sid
+    except (OSError, IndexError, ValueError):
+        return False
