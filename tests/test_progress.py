@@ -59,7 +59,7 @@ def post(name: str, epoch: int, step: int, *, rate: float = 10.0, at: float = 10
 
 def test_eta_moves_within_an_epoch_and_counts_only_what_is_left_after_resume(capsys) -> None:
     # Resumed at epoch 8 of 10: the 8 epochs in the checkpoint cost nothing.
-    progress = Progress({"a": 10}, resumed_from={"a": 8}, archs={"a": "baseline"}, board="b")
+    progress = Progress({"a": 10}, resumed_from={"a": 8}, archs={"a": "baseline"})
     progress.on_trial_start(0, [], trial("a"))
     progress.take({"a": post("a", 8, 50, test_acc=0.61)}, wall=1000.0)
     # 150 steps left at 10 steps/s and 2 evaluations of 2 s: 19 s, less the 4 s since the post.
@@ -80,17 +80,17 @@ def test_eta_moves_within_an_epoch_and_counts_only_what_is_left_after_resume(cap
 
 def test_waiting_trainings_take_their_architectures_measured_epochs() -> None:
     archs = {"a": "baseline", "b": "baseline", "c": "improved"}
-    progress = Progress(dict.fromkeys(archs, 10), archs=archs, board="b", max_concurrent=2)
+    progress = Progress(dict.fromkeys(archs, 10), archs=archs, max_concurrent=2)
     progress.on_trial_start(0, [], trial("a"))
     progress.take({"a": post("a", 0, 0, rate=50.0)}, wall=1000.0)  # 100 steps at 50/s + 2 s eval: 4 s an epoch
     # a: 40 s; b: 10 epochs of 4 s; c: improved's forward FLOPs over baseline's times 4 s an epoch.
     improved = 10 * 4.0 * models.FORWARD_MFLOPS["improved"] / models.FORWARD_MFLOPS["baseline"]
     assert progress.grid_seconds_left(1000.0) == pytest.approx((40 + 40 + improved) / 2)
-    assert Progress({"x": 1}, archs={"x": "nope"}, board="b").grid_seconds_left(0.0) is None
+    assert Progress({"x": 1}, archs={"x": "nope"}).grid_seconds_left(0.0) is None
 
 
 def test_non_terminal_status_has_a_line_per_running_training() -> None:
-    progress = Progress({"a": 10, "b": 10}, archs={"a": "baseline", "b": "baseline"}, board="b", max_concurrent=2)
+    progress = Progress({"a": 10, "b": 10}, archs={"a": "baseline", "b": "baseline"}, max_concurrent=2)
     for name in ("a", "b"):
         progress.on_trial_start(0, [], trial(name))
     progress.on_trial_result(0, [], trial("a"), {"epoch": 1, "test_acc": 0.25, "status": "running"})

@@ -20,12 +20,12 @@ class Progress(Callback):
         every_s: float = 30.0,
         resumed_from: dict[str, int] | None = None,
         archs: dict[str, str] | None = None,
-        board: str = "",
+        board=None,
         max_concurrent: int = 1,
         live: bool = False,
     ) -> None:
         """`resumed_from`: epochs already in the checkpoints of trainings that continue (--resume); `board`: the
-        name of the progress board actor to read ("" for none); `live`: draw the live display (a terminal)."""
+        progress board actor's handle (grid.experiment.board; None for none); `live`: draw the live display."""
         self.epochs = epochs_by_training  # target epochs of each pending training
         self.done_epochs: dict[str, int] = dict(resumed_from or {})
         self.first_epochs = sum(self.done_epochs.values())  # the epoch-pace ETA counts this session's pace only
@@ -35,15 +35,15 @@ class Progress(Callback):
         self.start = self.last_status = time.monotonic()
         self.trial_seconds: dict[str, list[float]] = {}  # training -> [start, end] (wall clock, time.time())
         self.archs = archs or {}
-        self.board_name, self.max_concurrent, self.live = board, max_concurrent, live
+        self.board, self.max_concurrent, self.live = board, max_concurrent, live
         self.updates: dict[str, dict[str, Any]] = {}  # each training's latest live progress post
         self.epoch_seconds: dict[str, float] = {}  # measured seconds per epoch, per architecture
-        self.last_poll = 0.0
-        self._board = self._display = None
+        self.last_poll = self.last_draw = 0.0
+        self._asked = self._display = None  # the board's pending snapshot; the live display
 
     def __getstate__(self) -> dict:
-        # Tune pickles its callbacks with the experiment's state: the actor handle and the display stay here.
-        return {**self.__dict__, "_board": None, "_display": None}
+        # Tune pickles its callbacks with the experiment's state: the actor, its reply and the display stay here.
+        return {**self.__dict__, "board": None, "_asked": None, "_display": None}
 
     def _say(self, text: str) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -87,10 +87,10 @@ class Progress(Callback):
 
     def on_step_end(self, iteration, trials, **info) -> None:
         now = time.monotonic()
-        if self.board_name and now - self.last_poll >= 1.0:
-            self.last_poll = now
-            self.take(self._read_board())
-        if self.live:
+        if self.board is not None:
+            self._read_board(now)
+        if self.live and now - self.last_draw >= 0.5:
+            self.last_draw = now
             self._draw()
         elif now - self.last_status >= self.every_s:
             self.last_status = now
@@ -106,17 +106,20 @@ class Progress(Callback):
             self._display.stop()
             self._display = None
 
-    def _read_board(self) -> dict[str, dict[str, Any]]:
+    def _read_board(self, now: float) -> None:
+        """Takes the board's snapshot once it has arrived and asks for the next one a second later; never
+        waits (Tune's loop runs this callback: a slow reply would hold up the whole grid)."""
         import ray
 
-        from grid.experiment.board import board
-
         try:
-            if self._board is None:
-                self._board = board(self.board_name)
-            return ray.get(self._board.snapshot.remote(), timeout=5)
+            if self._asked is not None and ray.wait([self._asked], timeout=0)[0]:
+                self.take(ray.get(self._asked))
+                self._asked = None
+            if self._asked is None and now - self.last_poll >= 1.0:
+                self.last_poll = now
+                self._asked = self.board.snapshot.remote()
         except Exception:  # noqa: BLE001 - no figures this time; the next poll tries again
-            return {}
+            self._asked = None
 
     def take(self, snapshot: dict[str, dict[str, Any]], wall: float | None = None) -> None:
         """New progress posts: the first throughput figure of each training is printed as it arrives (with

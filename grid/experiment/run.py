@@ -214,7 +214,7 @@ def _run_trials(
         )
         attempt = time.strftime("%Y%m%d-%H%M%S")
         board = f"cifar-grid-progress.{spec.name}.{attempt}"
-        board_actor = start_board(board)  # noqa: F841 - the board lives as long as this handle
+        board_actor = start_board(board)  # the board lives as long as this handle
         trials = [
             _trial(spec, opts, p, data_uri, resources, remote_fs, storage_path, board)
             for p in costliest_first(pending, resumed)
@@ -224,7 +224,7 @@ def _run_trials(
             every_s=opts.status_every_s,
             resumed_from=resumed,
             archs={p.training_id: p.config.arch for p in pending},
-            board=board,
+            board=board_actor,
             max_concurrent=resources.max_concurrent,
             live=sys.stdout.isatty() if opts.live is None else opts.live,
         )
