@@ -89,9 +89,10 @@ class Progress(Callback):
         now = time.monotonic()
         if self.board is not None:
             self._read_board(now)
-        if self.live and now - self.last_draw >= 0.5:
-            self.last_draw = now
-            self._draw()
+        if self.live:
+            if now - self.last_draw >= 0.5:
+                self.last_draw = now
+                self._draw()
         elif now - self.last_status >= self.every_s:
             self.last_status = now
             for line in self.status_lines(now, time.time()):
