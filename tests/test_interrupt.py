@@ -33,6 +33,22 @@ def test_first_signal_asks_to_stop_and_a_second_stops_at_once(capsys):
     assert Interrupt().exit_code == 128 and not StopOnInterrupt(Interrupt()).stop_all()
 
 
+def test_sigterm_reaches_the_grid_once_ray_is_up():
+    """ray.init installs a SIGTERM handler of its own (a stack dump, then death): the grid's goes back over it."""
+    import ray
+
+    interrupt = Interrupt()
+    with interrupt.catching():
+        ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+        try:
+            interrupt.install()
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+            assert interrupt.exit_code == 143
+        finally:
+            ray.shutdown()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_sigint_after_the_first_epoch_then_resume_equals_an_uninterrupted_run(slow_shards, tmp_path):

@@ -54,7 +54,8 @@ class StepReporter:
     def __init__(self, board, training: Training, every_s: float = 2.0) -> None:
         self.board, self.training, self.every_s = board, training, every_s
         self._window(step=0)
-        self.last_post = self.window_start  # the first figure after `every_s` of steps, not after one
+        self.last_post = self.window_start
+        self.warm = False  # the first figure after `every_s` of steps, not after one
 
     def _window(self, step: int) -> None:
         self.window_start, self.window_step = time.monotonic(), self._global(step)
@@ -64,7 +65,10 @@ class StepReporter:
 
     def __call__(self, step: int) -> None:
         now = time.monotonic()
-        if now - self.last_post >= self.every_s:
+        if not self.warm:  # a training's first step pays one-time costs (allocations): not its throughput
+            self.warm = True
+            self.window_start, self.window_step = now, self._global(step)
+        elif now - self.last_post >= self.every_s:
             self.post(step, now)
 
     def epoch_done(self) -> None:

@@ -20,6 +20,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class Interrupt:
     def __init__(self) -> None:
         self.signum: int | None = None
+        self._active = False  # inside `catching`
 
     @property
     def requested(self) -> bool:
@@ -37,13 +38,21 @@ class Interrupt:
             yield self
             return
         previous = {s: signal.getsignal(s) for s in SIGNALS}
-        for s in SIGNALS:
-            signal.signal(s, self._handle)
+        self._active = True
+        self.install()
         try:
             yield self
         finally:
+            self._active = False
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+    def install(self) -> None:
+        """(Re)installs the handlers inside `catching`: ray.init puts a SIGTERM handler of its own in this
+        process (it dumps a stack trace and dies), so the grid calls this again once Ray is up."""
+        if self._active and threading.current_thread() is threading.main_thread():
+            for s in SIGNALS:
+                signal.signal(s, self._handle)
 
     def _handle(self, signum: int, frame) -> None:
         if self.requested:

@@ -131,6 +131,9 @@ class Progress(Callback):
             first = update.get("images_per_second") and not self.updates.get(name, {}).get("images_per_second")
             self.updates[name] = update
             self.done_epochs[name] = max(update["epoch"], self.done_epochs.get(name, 0))
+            acc = update.get("test_acc")
+            if acc is not None and (self.best is None or acc > self.best[0]):  # also a resumed training's
+                self.best = (acc, f"{name}@{update['epoch']}")
             seconds = eta.epoch_seconds(update)
             if seconds is not None:
                 self.epoch_seconds[update["arch"]] = seconds

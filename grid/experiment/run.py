@@ -176,6 +176,7 @@ def _train(
     sharing = mps.daemon() if opts.mps else contextlib.nullcontext({})
     with sharing as mps_env:
         start_ray(opts.address, opts.verbose, mps_env)
+        interrupt.install()  # over the SIGTERM handler ray.init installed
         remote_fs = _remote_storage_fs(storage, storage_path, fs)
         return _run_trials(spec, opts, pending, resumed, data_uri, remote_fs, storage_path, interrupt)
 
