@@ -9,9 +9,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 import data
+from grid.cli import build_spec, parser
+from grid.experiment.plan import plan
 from grid.train.config import TrainConfig
 from grid.train.training import Diverged, Training
 
@@ -42,6 +45,24 @@ def reference_history(cfg: TrainConfig, shards: str, *, stop_at_divergence: bool
         return training.history
     finally:
         torch.set_num_threads(threads)
+
+
+def check_against_reference(out: Path, args: list[str], shards: str) -> int:
+    """Asserts each training's history equals its uninterrupted reference; returns the trainings checked."""
+    spec = build_spec(parser().parse_args(args), out.name)
+    results = pd.read_parquet(out / "results.parquet")
+    assert set(results["status"]) == {"ok"}
+    for planned in plan(spec):
+        stored = checkpoint_status(out / "storage", planned.training_id)
+        assert stored["status"] == "ok"
+        history = pd.read_parquet(out / "history.parquet").query("training_id == @planned.training_id")
+        got = without_timings(
+            history.drop(
+                columns=["training_id", "pack", "arch", "activation", "recipe", "seed"], errors="ignore"
+            ).to_dict("records")
+        )
+        assert got == without_timings(reference_history(planned.config, shards)), planned.training_id
+    return len(plan(spec))
 
 
 def without_timings(history: list[dict]) -> list[dict]:

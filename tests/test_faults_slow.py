@@ -11,40 +11,22 @@ import sys
 import threading
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from grid.cli import build_spec, main, parser
 from grid.experiment.plan import plan
 from tests.ray_helpers import (
+    check_against_reference,
     checkpoint_status,
     descends_from,
     kill_session,
     processes,
-    reference_history,
     wait_for,
-    without_timings,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 ROOT = Path(__file__).resolve().parent.parent
 GRID = ["--archs", "improved", "--epochs", "1", "2", "3", "4", "5", "--val-size", "300", "--wandb", "disabled"]
-
-
-def _check_against_reference(out: Path, args: list[str], shards: str) -> int:
-    """Asserts each training's history equals its uninterrupted reference; returns the trainings checked."""
-    spec = build_spec(parser().parse_args(args), out.name)
-    results = pd.read_parquet(out / "results.parquet")
-    assert set(results["status"]) == {"ok"}
-    for planned in plan(spec):
-        stored = checkpoint_status(out / "storage", planned.training_id)
-        assert stored["status"] == "ok"
-        history = pd.read_parquet(out / "history.parquet").query("training_id == @planned.training_id")
-        got = without_timings(
-            history.drop(columns=["training_id", "pack", "arch", "activation", "recipe", "seed"]).to_dict("records")
-        )
-        assert got == without_timings(reference_history(planned.config, shards)), planned.training_id
-    return len(plan(spec))
 
 
 def test_a_worker_killed_mid_epoch_restarts_from_its_checkpoint(slow_shards, tmp_path, faults):
@@ -70,7 +52,7 @@ def test_a_worker_killed_mid_epoch_restarts_from_its_checkpoint(slow_shards, tmp
     assert outcome.get("code") == 0
     runs = checkpoint_status(out / "storage", training_id)["runs"]
     assert len(runs) == 2 and runs[1]["from_epoch"] >= 1  # restarted, from a checkpoint, not from scratch
-    _check_against_reference(out, args, slow_shards)
+    check_against_reference(out, args, slow_shards)
     faults.record(survived=True)
 
 
@@ -111,7 +93,7 @@ def test_run_grid_killed_mid_grid_resumes_without_recomputing(slow_shards, tmp_p
     resumed = first if finished == second else second
     runs = checkpoint_status(out / "storage", resumed)["runs"]
     assert len(runs) == 2 and runs[1]["from_epoch"] >= 1
-    assert _check_against_reference(out, args, slow_shards) == 2
+    assert check_against_reference(out, args, slow_shards) == 2
     faults.record(survived=True)
 
 
@@ -139,7 +121,7 @@ def test_a_packs_worker_killed_mid_epoch_restarts_every_member_from_the_checkpoi
     for training_id in ids:
         runs = checkpoint_status(out / "storage", training_id)["runs"]
         assert len(runs) == 2 and runs[1]["from_epoch"] >= 1 and runs[1]["pack"] == runs[0]["pack"] != ""
-    assert _check_against_reference(out, args, slow_shards) == 2
+    assert check_against_reference(out, args, slow_shards) == 2
     faults.record(survived=True, pack=True)
 
 
@@ -180,7 +162,7 @@ def test_a_killed_packed_grid_resumes_without_rerunning_a_finished_member(slow_s
     for training_id in resumed:
         runs = checkpoint_status(out / "storage", training_id)["runs"]
         assert len(runs) == 2 and runs[1]["from_epoch"] >= 1
-    assert _check_against_reference(out, args, slow_shards) == 6
+    assert check_against_reference(out, args, slow_shards) == 6
     faults.record(survived=True, pack=True)
 
 

@@ -15,8 +15,8 @@ from grid.wandb_settings import WandbSettings
 # The flags README's "Options" section names: generated from fields, their spelling must not drift.
 GRID_FLAGS = """--preset --archs --activations --epochs --seeds --recipe --lr --batch-size --max-train-images
 --max-eval-images --val-size --split-seed --checkpoint-every --data --name --out --storage --address --resume
---dry-run --workers --cpus-per-worker --pack --gpus-per-trial --mps --device --max-failures --verbose --cache-dir --wandb
---wandb-project --wandb-entity""".split()
+--dry-run --workers --cpus-per-worker --pack --gpus-per-trial --mps --device --max-failures --verbose --cache-dir
+--wandb --wandb-project --wandb-entity""".split()
 TRAIN_FLAGS = """--arch --activation --epochs --data --recipe --seed --device --out --checkpoint-every --resume
 --max-train-images --max-eval-images --threads --val-size --lr --batch-size --split-seed""".split()
 

@@ -214,6 +214,18 @@ def test_k_epochs_are_a_prefix_of_n_epochs(tiny) -> None:
     assert config(epochs=2).training_id == config(epochs=4).training_id == "baseline-relu-paper-s0"
 
 
+def test_on_step_sees_every_step_and_changes_nothing(cifar) -> None:
+    """The live-progress hook: called from the host after each step, 1..steps_per_epoch, and the training's
+    numbers are those of a training without it."""
+    plain, hooked = Training(config(), cifar), Training(config(), cifar)
+    seen: list[int] = []
+    for _ in range(2):
+        plain.run_epoch()
+        hooked.run_epoch(seen.append)
+    assert seen == list(range(1, hooked.steps_per_epoch + 1)) * 2 and hooked.steps_per_epoch == 8
+    assert without_timings(hooked.history) == without_timings(plain.history)
+
+
 # ---- the published-style evaluation ---------------------------------------------------------------------------
 
 

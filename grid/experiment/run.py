@@ -24,6 +24,7 @@ from data import fs as data_fs
 from data.download import default_cache_dir
 from data.shards import MAX_MANIFEST_BYTES
 from grid import atomic
+from grid.experiment.interrupt import Interrupt
 from grid.experiment.plan import PlannedPack, PlannedTraining, default_pack, packs, plan
 from grid.experiment.results import Outcome, fetch_artifacts, frames, read_outcome
 from grid.experiment.spec import GridError, GridSpec
@@ -58,10 +59,12 @@ class RunOptions:
     wandb: dict = field(default_factory=dict)  # WandbSettings fields; {} or mode "disabled": off
     status_every_s: float = 30.0
     grid_flags: tuple[str, ...] = ()  # GridSpec fields the command line set: --resume refuses any that differ
+    live: bool | None = None  # the live progress display; None: when stdout is a terminal
 
 
 def run(spec: GridSpec, opts: RunOptions) -> int:
-    """Runs (or resumes) a grid; returns the exit code: 0 when every cell has a result, else 1."""
+    """Runs (or resumes) a grid; returns the exit code: 0 when every cell has a result, else 1; 130 / 143 when
+    SIGINT / SIGTERM interrupted it (what finished is written, and the line to continue it is printed)."""
     out = opts.out.resolve()
     resumed_grid = preflight(spec, opts, out)
     spec = resumed_grid or spec
@@ -130,9 +133,17 @@ def _run_grid(
 
     resumed = {p.training_id: len(outcomes[p.training_id].history) for p in pending}
     done = {p.training_id: p.config.epochs if p not in pending else resumed[p.training_id] for p in plans}
-    failures, trial_times = (
-        _train(spec, opts, pending_packs, done, data_uri, fs, storage, storage_path) if pending else ({}, {})
-    )
+    interrupt = Interrupt()
+    try:
+        with interrupt.catching():
+            failures, trial_times = (
+                _train(spec, opts, pending_packs, done, data_uri, fs, storage, storage_path, interrupt)
+                if pending
+                else ({}, {})
+            )
+    except KeyboardInterrupt:  # a second signal: stop at once, Ray already shut down on the way out
+        print(f"interrupted: continue with {resume_command(spec, opts)}", flush=True)
+        return interrupt.exit_code
     for p in plans:
         pack = pack_of[p.training_id]
         outcome = _read(fs, storage_path, spec, pack, p)
@@ -145,7 +156,10 @@ def _run_grid(
     fell_back = [o.wandb_fallback for o in outcomes.values() if o.wandb_fallback]
     if opts.wandb and fell_back:
         print(fallback_line(fell_back, len(plans), out / "wandb"), flush=True)
-    code, results = _write_outputs(spec, plans, outcomes, out, in_packs)
+    code, results = _write_outputs(spec, plans, outcomes, out, in_packs, quiet=interrupt.requested)
+    if interrupt.requested:
+        print(f"interrupted: continue with {resume_command(spec, opts)}", flush=True)
+        return interrupt.exit_code
     found = verdict.verdict(results, spec.to_dict())
     if opts.wandb and opts.wandb.get("mode") != "disabled":
         print("\n".join(_wandb_epilogue(opts, spec, out, found, offline_runs=bool(fell_back))))
@@ -175,6 +189,16 @@ def recorded(spec: GridSpec, data_uri: str, manifest_bytes: bytes, prefix_sharin
         "recipe_settings": dataclasses.asdict(RECIPES[spec.recipe]),  # for the report, which has no torch
     }
     return GridSpec.from_dict({**spec.to_dict(), "extras": extras})
+
+
+def resume_command(spec: GridSpec, opts: RunOptions) -> str:
+    """This tool's command that continues the grid (never Ray's API)."""
+    where = f"--name {spec.name}"
+    if opts.out.resolve() != (Path("runs") / spec.name).resolve():
+        where = f"--out {opts.out}"
+    wandb = opts.wandb.get("mode") if opts.wandb and opts.wandb.get("mode") != "auto" else None
+    extra = [f"--{k} {v}" for k, v in (("storage", opts.storage), ("address", opts.address), ("wandb", wandb)) if v]
+    return " ".join(["python run_grid.py --resume", where, *extra])
 
 
 def preflight(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec | None:
@@ -304,6 +328,7 @@ def _train(
     fs,
     storage: str,
     storage_path: str,
+    interrupt: Interrupt,
 ) -> tuple[dict[str, str], dict[str, list[float]]]:
     """Runs the pending packs on Ray (`done`: epochs each training already has in storage); returns
     ({pack_id: one-line reason} for the trials that failed, {pack_id: [trial start, trial end]} in wall-clock
@@ -314,9 +339,9 @@ def _train(
     sharing = mps.daemon() if opts.mps else contextlib.nullcontext({})
     with sharing as mps_env:
         start_ray(opts.address, opts.verbose, mps_env)
-        return _run_trials(
-            spec, opts, pending, done, data_uri, _remote_storage_fs(storage, storage_path, fs), storage_path
-        )
+        interrupt.install()  # over the SIGTERM handler ray.init installed
+        remote_fs = _remote_storage_fs(storage, storage_path, fs)
+        return _run_trials(spec, opts, pending, done, data_uri, remote_fs, storage_path, interrupt)
 
 
 def _remote_storage_fs(storage: str, storage_path: str, fs):
@@ -332,13 +357,17 @@ def _run_trials(
     data_uri: str,
     remote_fs,
     storage_path: str,
+    interrupt: Interrupt,
 ):
     """_train's work once Ray is up; returns what _train returns."""
     import ray
 
+    from grid.experiment.board import start_board
+    from grid.experiment.interrupt import StopOnInterrupt
     from grid.experiment.progress import Progress
     from grid.experiment.tune import plan_resources, run_tune
 
+    progress = None
     try:
         resources = plan_resources(spec, len(pending), autoscaling=bool(opts.address))
         unit = "trainings" if spec.pack == 1 else "packs"
@@ -348,16 +377,24 @@ def _run_trials(
             + (f", {resources.gpu_per_training:g} GPU per trial" if resources.gpu_per_training else ""),
             flush=True,
         )
+        attempt = time.strftime("%Y%m%d-%H%M%S")
+        board = f"cifar-grid-progress.{spec.name}.{attempt}"
+        board_actor = start_board(board)  # the board lives as long as this handle
         trials = [
-            _trial(spec, opts, g, data_uri, resources, remote_fs, storage_path) for g in costliest_first(pending, done)
+            _trial(spec, opts, g, data_uri, resources, remote_fs, storage_path, board)
+            for g in costliest_first(pending, done)
         ]
         # Progress counts a trial's epochs: a pack's members advance together, so its epoch is theirs.
         progress = Progress(
-            {g.pack_id: g.epochs for g in pending},
+            {p.training_id: p.config.epochs for g in pending for p in g.members},
             every_s=opts.status_every_s,
-            resumed_from={g.pack_id: min(done[t] for t in g.training_ids) for g in pending},
+            resumed_from={p.training_id: done[p.training_id] for g in pending for p in g.members},
+            archs={p.training_id: p.config.arch for g in pending for p in g.members},
+            members={g.pack_id: [p.training_id for p in g.members] for g in pending},
+            board=board_actor,
+            max_concurrent=resources.max_concurrent,
+            live=sys.stdout.isatty() if opts.live is None else opts.live,
         )
-        attempt = time.strftime("%Y%m%d-%H%M%S")
         results = run_tune(
             trials,
             experiment=f"{spec.name}.tune-{attempt}",
@@ -366,6 +403,7 @@ def _run_trials(
             max_concurrent=resources.max_concurrent,
             callbacks=[progress],
             verbose=opts.verbose,
+            stop=StopOnInterrupt(interrupt),
         )
         failures = {}
         for r in results:
@@ -376,11 +414,20 @@ def _run_trials(
                 failures[r.config["training"]] = r.metrics.get("error", "")
         return failures, progress.trial_seconds
     finally:
+        if progress is not None:
+            progress.close()
         ray.shutdown()
 
 
 def _trial(
-    spec: GridSpec, opts: RunOptions, g: PlannedPack, data_uri: str, resources, remote_fs, storage_path: str
+    spec: GridSpec,
+    opts: RunOptions,
+    g: PlannedPack,
+    data_uri: str,
+    resources,
+    remote_fs,
+    storage_path: str,
+    board: str,
 ) -> dict:
     wandb = dict(opts.wandb)
     if wandb:
@@ -396,6 +443,7 @@ def _trial(
         pack_id=g.pack_id,
         wandb=wandb,
         wandb_config={"code_version": spec.extras.get("code_version", "")},
+        progress_board=board,
     )
     return {
         "trial": g.pack_id,
@@ -419,18 +467,29 @@ def _read(fs, storage_path: str, spec: GridSpec, g: PlannedPack, p: PlannedTrain
 
 
 def _write_outputs(
-    spec: GridSpec, plans: list[PlannedTraining], outcomes: dict[str, Outcome], out: Path, in_packs: dict[str, str]
+    spec: GridSpec,
+    plans: list[PlannedTraining],
+    outcomes: dict[str, Outcome],
+    out: Path,
+    in_packs: dict[str, str],
+    *,
+    quiet: bool = False,
 ) -> tuple[int, pd.DataFrame]:
-    """Writes the results, tables, plots and report; prints the tables; returns (exit code, results)."""
+    """Writes results, history, tables, plots and the report; prints the tables and what failed unless `quiet`
+    (an interrupted grid: its missing cells are not failures). Returns (0 when every cell has a result, else 1;
+    the results)."""
     results, history = frames(plans, outcomes, in_packs)
     atomic.write_parquet(out / "results.parquet", results)
     atomic.write_csv(out / "results.csv", results)
     if not history.empty:
         atomic.write_parquet(out / "history.parquet", history)
     report_path = report.build(out, results, history if not history.empty else None, spec.to_dict())
+    missing = results[~results["status"].isin(["ok", "diverged"])]
+    if quiet:
+        print(f"\n{len(results) - len(missing)} of {len(results)} cells have a result; report: {report_path}")
+        return 1 if len(missing) else 0
     print()
     print(tables.tables_markdown(results))
-    missing = results[~results["status"].isin(["ok", "diverged"])]
     bad = {
         (p.training_id, outcomes[p.training_id].status, outcomes[p.training_id].error)
         for p in plans

@@ -148,8 +148,10 @@ def run_tune(
     max_concurrent: int,
     callbacks: list,
     verbose: bool,
+    stop=None,
 ):
-    """Run the pending trials (a pack of trainings each) as one Tune grid; returns Tune's ResultGrid."""
+    """Run the pending trials (a pack of trainings each) as one Tune grid; returns Tune's ResultGrid. `stop`: a
+    Tune Stopper."""
     from ray import tune
 
     by_name = {t["trial"]: t for t in trials}
@@ -168,13 +170,15 @@ def run_tune(
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
             callbacks=callbacks,
+            stop=stop,
             verbose=2 if verbose else 0,
         ),
     )
     # Tune's newer console output prints its own banner and paths even at verbose=0; the legacy reporter is
     # silent there, which leaves the grid's own progress lines alone on the console.
     quiet = {} if verbose else {"RAY_AIR_NEW_OUTPUT": "0"}
-    with set_temporarily(quiet):
+    # The grid handles SIGINT itself (grid.experiment.interrupt): Tune's handler would advise Tuner.restore.
+    with set_temporarily({**quiet, "TUNE_DISABLE_SIGINT_HANDLER": "1"}):
         return tuner.fit()
 
 

@@ -21,6 +21,7 @@ import contextlib  # noqa: E402 - after the stamp above, on purpose
 import json  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -48,6 +49,8 @@ class Job:
     wandb_config: dict[str, Any] = field(default_factory=dict)  # extra run config: code version, manifest
     min_report_interval_s: float = 2.0
     fit_started: float = 0.0  # when the trial driver called TorchTrainer.fit() (wall clock), for the start-up
+    progress_board: str = ""  # the named actor live progress goes to (grid.experiment.board); "" for none
+    progress_every_s: float = 2.0  # at most one progress post per this many seconds
 
     @property
     def configs(self) -> list[TrainConfig]:
@@ -71,10 +74,10 @@ class _Solo:
     def __init__(self, training: Training) -> None:
         self.members, self.active = [training], [0]
 
-    def run_epoch(self) -> dict[int, dict[str, float] | Diverged]:
+    def run_epoch(self, on_step: Callable[[int], None] | None = None) -> dict[int, dict[str, float] | Diverged]:
         training = self.members[0]
         try:
-            result: dict[str, float] | Diverged = training.run_epoch()
+            result: dict[str, float] | Diverged = training.run_epoch(on_step)
         except Diverged as e:
             result = e
         if isinstance(result, Diverged) or training.epoch >= training.cfg.epochs:
@@ -132,8 +135,11 @@ def train_loop(job_dict: dict[str, Any]) -> None:
     members.add_run(here)
     members.start_wandb(cifar)
     reporter = _Reporter(job, members)
+    steps = _StepReporters(job, members.pack, rank)
     while members.pack.active:
-        diverged = members.record(members.pack.run_epoch())
+        running = list(members.pack.active)
+        diverged = members.record(members.pack.run_epoch(steps.on_step(running)))
+        steps.epoch_done(running)
         here["startup"].setdefault("first_epoch", time.time())
         if diverged and members.pack.active:  # the others go on: keep the divergence in a checkpoint now
             reporter.report()
@@ -237,6 +243,38 @@ class _Members:
         return _summary(self.pack.members[self.index[t]], self.cells[t])
 
 
+class _StepReporters:
+    """Rank 0's live progress posts (grid.experiment.board), one poster per member; none without a board."""
+
+    def __init__(self, job: Job, pack: Any, rank: int) -> None:
+        self.posters: dict[int, Any] = {}
+        if rank != 0 or not job.progress_board:
+            return
+        from grid.experiment.board import StepReporter, board
+
+        try:
+            found = board(job.progress_board)
+        except ValueError:  # progress is a nicety: a training never fails for want of it
+            return
+        self.posters = {i: StepReporter(found, m, every_s=job.progress_every_s) for i, m in enumerate(pack.members)}
+
+    def on_step(self, running: list[int]) -> Callable[[int], None] | None:
+        posters = [self.posters[i] for i in running if i in self.posters]
+        if not posters:
+            return None
+
+        def post(step: int) -> None:
+            for poster in posters:
+                poster(step)
+
+        return post
+
+    def epoch_done(self, running: list[int]) -> None:
+        for i in running:
+            if i in self.posters:
+                self.posters[i].epoch_done()
+
+
 class _Empty:
     members: list[Training] = []
     active: list[int] = []
@@ -263,6 +301,19 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 def _carried_status(files: dict[str, bytes]) -> str:
     return json.loads(files[STATUS_FILE])["status"]
+
+
+def _step_reporter(job: Job, training: Training, rank: int):
+    """Rank 0's live progress poster, or None (no board, another rank, or the board is gone)."""
+    from grid.experiment.board import StepReporter, board
+
+    if rank != 0 or not job.progress_board:
+        return None
+    try:
+        found = board(job.progress_board)
+    except ValueError:  # progress is a nicety: a training never fails for want of it
+        return None
+    return StepReporter(found, training, every_s=job.progress_every_s)
 
 
 class _Reporter:
