@@ -2,7 +2,8 @@
 # The lent GPU's one prepared script (.dev/ filled by bench/lent_gpu/prepare.sh, carried): Ray from the stripped
 # wheel, the CUDA tests, bench/gpu_eval.py, then the first 20 epochs of the 9 paper trainings through
 # run_grid.py (bench/gpu_grid.py; with --mps when MPS=1). BUDGET: seconds for all of it; TESTS=0 skips to the grid.
-# PACKS=1: instead, the packs' CUDA tests and bench/gpu_packs.py (steps/s of packs of 1, 3, 9 per method).
+# PACKS=1: instead of the CUDA tests and gpu_eval, the packs' CUDA tests and bench/gpu_packs.py (steps/s of packs
+# of 1, 3, 9 per method) with half the budget, then the grid with its default packs.
 set -u
 T0=$(date +%s)
 BUDGET=${BUDGET:-540}
@@ -15,10 +16,9 @@ python -c "import ray, torch; print('ray', ray.__version__, 'torch', torch.__ver
 echo "setup $(( $(date +%s) - T0 )) s"
 if [ "${PACKS:-0}" = 1 ]; then
   timeout 150 python -m pytest -q -p no:cacheprovider tests/test_pack.py -k cuda --tb=short 2>&1 | grep -v "^\s*$" | tail -30
-  LEFT=$(( BUDGET - ($(date +%s) - T0) - 30 ))
-  timeout $(( LEFT + 25 )) python bench/gpu_packs.py --budget $(( LEFT - 60 )) 2>&1 | tee $OUT/packs.txt
-  echo "total $(( $(date +%s) - T0 )) s"
-  exit 0
+  HALF=$(( (BUDGET - ($(date +%s) - T0)) / 2 ))
+  timeout $(( HALF + 25 )) python bench/gpu_packs.py --budget $(( HALF - 30 )) 2>&1 | tee $OUT/packs.txt
+  TESTS=0
 fi
 if [ "${TESTS:-1}" = 1 ]; then
   timeout 150 python -m pytest -q -p no:cacheprovider tests/test_training.py -k "cuda or published" --tb=short 2>&1 | grep -v "^\s*$" | tail -30
