@@ -487,7 +487,7 @@ def _write_outputs(
     missing = results[~results["status"].isin(["ok", "diverged"])]
     if quiet:
         print(f"\n{len(results) - len(missing)} of {len(results)} cells have a result; report: {report_path}")
-        return 1 if len(missing) else 0
+        return (1 if len(missing) else 0), results
     print()
     print(tables.tables_markdown(results))
     bad = {
