@@ -11,9 +11,7 @@ import torch
 
 import data
 from grid.train.config import TrainConfig
-from grid.train.training import Training
-
-TIMINGS = {"epoch_seconds", "eval_seconds", "images_per_second", "finished_at"}
+from grid.train.training import TIMING_KEYS, Training
 
 
 def main() -> None:
@@ -36,7 +34,7 @@ def main() -> None:
         training = Training(cfg, data.load(args.data, max_train_images=args.images, max_eval_images=args.images // 4))
         for _ in range(cfg.epochs):
             training.run_epoch()
-        out[arch] = [{k: v for k, v in h.items() if k not in TIMINGS} for h in training.history]
+        out[arch] = [{k: v for k, v in h.items() if k not in TIMING_KEYS} for h in training.history]
     print(json.dumps(out, sort_keys=True, indent=1))
 
 

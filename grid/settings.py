@@ -85,25 +85,18 @@ def _scalar(hint: Any) -> tuple[Any, bool]:
 
 
 def add_flags(
-    parser: argparse._ActionsContainer,
-    cls: type,
-    names: Iterable[str] | None = None,
-    *,
-    required: Iterable[str] = (),
-    defaults: dict[str, Any] | None = None,
+    parser: argparse._ActionsContainer, cls: type, names: Iterable[str] | None = None, *, required: Iterable[str] = ()
 ) -> None:
     """Adds a flag for each `setting()` field of `cls` (or those in `names`). A flag not given leaves no attribute
     (argparse.SUPPRESS): `given` then reports only what the command line said, so presets and resumed grids
-    keep their values. `defaults` overrides what --help shows as the default."""
+    keep their values."""
     hints = typing.get_type_hints(cls)
-    wanted = None if names is None else list(names)
     by_name = {f.name: f for f in dataclasses.fields(cls) if of(f) is not None}
-    for name in wanted or by_name:
+    for name in by_name if names is None else names:
         f, s = by_name[name], of(by_name[name])
         kind, many = _scalar(hints[name])
-        default = (defaults or {}).get(name, f.default)
-        hidden = default is dataclasses.MISSING or default is None or kind is bool or name in required
-        shown = "" if hidden else f" (default {_show(default)})"
+        hidden = f.default is dataclasses.MISSING or f.default is None or kind is bool or name in required
+        shown = "" if hidden else f" (default {shown_value(f.default)})"
         choices = s.valid()
         if choices and many:  # a single value's choices argparse lists itself
             shown += f"; from {', '.join(map(str, choices))}"
@@ -116,10 +109,11 @@ def add_flags(
             kw.update(type=kind, choices=list(choices) if choices else None)
         if name in required:
             kw["required"] = True
-        parser.add_argument(s.flag or "--" + name.replace("_", "-"), **kw)
+        parser.add_argument(flag(cls, name), **kw)
 
 
-def _show(value: Any) -> str:
+def shown_value(value: Any) -> str:
+    """A setting's value as a command line gives it: an axis space-separated."""
     return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 

@@ -16,9 +16,8 @@ import data
 from grid.cli import build_spec, parser
 from grid.experiment.plan import plan
 from grid.train.config import TrainConfig
+from grid.train.training import TIMING_KEYS as TIMINGS
 from grid.train.training import Diverged, Training
-
-TIMINGS = ("epoch_seconds", "eval_seconds", "images_per_second", "finished_at")
 
 
 def reference_history(cfg: TrainConfig, shards: str, *, stop_at_divergence: bool = False) -> list[dict]:

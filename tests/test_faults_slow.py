@@ -29,6 +29,17 @@ ROOT = Path(__file__).resolve().parent.parent
 GRID = ["--archs", "improved", "--epochs", "1", "2", "3", "4", "5", "--val-size", "300", "--wandb", "disabled"]
 
 
+def start_grid(args: list[str]) -> subprocess.Popen:
+    """`run_grid.py ARGS` in a session of its own (the tests kill that session), its output discarded."""
+    return subprocess.Popen(
+        [sys.executable, "run_grid.py", *args],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def test_a_worker_killed_mid_epoch_restarts_from_its_checkpoint(slow_shards, tmp_path, faults):
     out = tmp_path / "killworker"
     args = [*GRID, "--activations", "relu", "--data", slow_shards, "--out", str(out)]
@@ -62,13 +73,7 @@ def test_run_grid_killed_mid_grid_resumes_without_recomputing(slow_shards, tmp_p
     args = [*GRID, "--activations", "relu", "swish", "--cpus-per-worker", "2", "--pack", "1"]
     args += ["--data", slow_shards, "--out", str(out)]
     first, second = (p.training_id for p in plan(build_spec(parser().parse_args(args), out.name)))
-    proc = subprocess.Popen(
-        [sys.executable, "run_grid.py", *args],
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_grid(args)
     try:
 
         def midway() -> bool:
@@ -130,13 +135,7 @@ def test_a_killed_packed_grid_resumes_without_rerunning_a_finished_member(slow_s
     # 2 CPUs per worker: one pack at a time, so one pack is finished and one half done when the grid dies.
     args = [*GRID, "--activations", "relu", "leaky_relu", "swish", "--seeds", "0", "1", "--pack", "3"]
     args += ["--cpus-per-worker", "2", "--data", slow_shards, "--out", str(out)]
-    proc = subprocess.Popen(
-        [sys.executable, "run_grid.py", *args],
-        cwd=ROOT,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_grid(args)
     try:
 
         def midway() -> bool:

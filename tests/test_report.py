@@ -39,7 +39,8 @@ def grid_json(name: str, trainings: int, epochs: int) -> dict:
         epochs=tuple(range(1, epochs + 1)),
         seeds=tuple(range(trainings)),
     )
-    return {**recorded(spec, "/data/shards", MANIFEST, prefix_sharing=True).to_dict(), "name": name}
+    sha256 = hashlib.sha256(MANIFEST).hexdigest()
+    return {**recorded(spec, "/data/shards", sha256, prefix_sharing=True).to_dict(), "name": name}
 
 
 def make_run(run_dir: Path, name: str = "smoke", trainings: int = 2, epochs: int = 3) -> Path:

@@ -24,8 +24,8 @@ from grid.train.device_data import random_crop_flip
 from grid.train.evaluate import EVAL_BATCH, PublishedPass, eval_batch_size, largest_activation_bytes
 from grid.train.recipes import CIFAR_MEAN, CIFAR_STD, RECIPES
 from grid.train.training import METRIC_KEYS, Diverged, Training
+from tests.ray_helpers import without_timings
 
-TIMINGS = ("epoch_seconds", "eval_seconds", "images_per_second", "finished_at")
 DESIGN_KEYS = {
     "epoch",
     "train_loss",
@@ -85,10 +85,6 @@ def tiny() -> data.Cifar10:
 
 def config(**kw) -> TrainConfig:
     return TrainConfig(**{"arch": "baseline", "activation": "relu", "device": "cpu", **kw})
-
-
-def without_timings(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in m.items() if k not in TIMINGS} for m in history]
 
 
 def run(cfg: TrainConfig, cifar, epochs: int) -> Training:

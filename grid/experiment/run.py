@@ -22,8 +22,8 @@ import data
 import models
 from data import fs as data_fs
 from data.download import default_cache_dir
-from data.shards import MAX_MANIFEST_BYTES
-from grid import atomic
+from data.shards import MANIFEST, MAX_MANIFEST_BYTES
+from grid import atomic, settings
 from grid.experiment.interrupt import Interrupt
 from grid.experiment.plan import PlannedPack, PlannedTraining, default_pack, packs, plan
 from grid.experiment.results import Outcome, fetch_artifacts, frames, read_outcome
@@ -81,7 +81,7 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
         spec = dataclasses.replace(spec, pack=default_pack(spec, len(plans), cluster=bool(opts.address)))
     grouped = packs(plans, spec.pack)
     shares_prefixes = any(len(p.cells) > 1 for p in plans)
-    spec = recorded(spec, data_uri, manifest_bytes, shares_prefixes)
+    spec = recorded(spec, data_uri, manifest_sha256, shares_prefixes)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out / GRID_FILE, spec.to_dict())
@@ -178,12 +178,12 @@ def fallback_line(reasons: list[str], trainings: int, folder: Path) -> str:
     )
 
 
-def recorded(spec: GridSpec, data_uri: str, manifest_bytes: bytes, prefix_sharing: bool) -> GridSpec:
+def recorded(spec: GridSpec, data_uri: str, manifest_sha256: str, prefix_sharing: bool) -> GridSpec:
     """The spec as grid.json records it: with what the report shows under `extras`."""
     extras = {
         **spec.extras,
         "data_uri": data_uri,
-        "data_manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+        "data_manifest_sha256": manifest_sha256,
         "code_version": code_version(),
         "prefix_sharing": prefix_sharing,
         "recipe_settings": dataclasses.asdict(RECIPES[spec.recipe]),  # for the report, which has no torch
@@ -244,7 +244,8 @@ def _recorded_grid(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec:
     except (ValueError, TypeError) as e:
         raise GridError(f"--resume: {grid_file}: not a grid this code reads ({' '.join(str(e).split())})") from None
     differ = [
-        f"--{name.replace('_', '-')} {_shown(getattr(spec, name))} (recorded: {_shown(getattr(recorded, name))})"
+        f"{settings.flag(GridSpec, name)} {settings.shown_value(getattr(spec, name))} "
+        f"(recorded: {settings.shown_value(getattr(recorded, name))})"
         for name in opts.grid_flags
         if _comparable(getattr(spec, name)) != _comparable(getattr(recorded, name))
     ]
@@ -255,10 +256,6 @@ def _recorded_grid(spec: GridSpec, opts: RunOptions, out: Path) -> GridSpec:
 
 def _comparable(value):
     return sorted(value) if isinstance(value, tuple) else value  # axes are sets: order does not matter
-
-
-def _shown(value) -> str:
-    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def _check_storage(storage: str) -> None:
@@ -291,7 +288,7 @@ def _check_data(source: str | None, cache_dir: str | None) -> None:
         return
     if source is not None and not Path(source).expanduser().exists():
         raise data.DataError(f"--data {source}: does not exist")
-    if source is None or not Path(source, "manifest.json").is_file():  # a raw source, prepared in cache_dir
+    if source is None or not Path(source, MANIFEST).is_file():  # a raw source, prepared in cache_dir
         problem = atomic.folder_problem(Path(cache_dir).expanduser() if cache_dir else default_cache_dir())
         if problem:
             raise GridError(f"--cache-dir {cache_dir}: {problem}")
@@ -302,8 +299,8 @@ def _check_same_data(recorded: GridSpec, out: Path, data_uri: str, manifest_sha2
     before = recorded.extras.get("data_manifest_sha256")
     if before and before != manifest_sha256:
         raise GridError(
-            f"--data: {data_fs.join(data_uri, 'manifest.json')} (sha256 {manifest_sha256[:16]}) is not the data "
-            f"{out / GRID_FILE} was trained on ({data_fs.join(recorded.extras.get('data_uri', '?'), 'manifest.json')}, "
+            f"--data: {data_fs.join(data_uri, MANIFEST)} (sha256 {manifest_sha256[:16]}) is not the data "
+            f"{out / GRID_FILE} was trained on ({data_fs.join(recorded.extras.get('data_uri', '?'), MANIFEST)}, "
             f"sha256 {before[:16]}); resume with that --data"
         )
 
@@ -546,8 +543,8 @@ def _check_local_cpus(spec: GridSpec) -> None:
 
 def _read_manifest(data_uri: str) -> bytes:
     fs, path = data_fs.resolve(data_uri)
-    where = data_fs.join(data_uri, "manifest.json")
-    return data_fs.read_bytes(fs, posixpath.join(path, "manifest.json"), where, MAX_MANIFEST_BYTES).to_pybytes()
+    where = data_fs.join(data_uri, MANIFEST)
+    return data_fs.read_bytes(fs, posixpath.join(path, MANIFEST), where, MAX_MANIFEST_BYTES).to_pybytes()
 
 
 def _check_split(spec: GridSpec, manifest: dict, data_uri: str) -> None:
