@@ -23,4 +23,4 @@ def baseline(act: ActivationFactory) -> nn.Module:
     )
 
 
-ARCHITECTURE = Architecture("baseline", baseline, forward_mflops=1.30)
+ARCHITECTURE = Architecture("baseline", baseline, forward_mflops=1.30, cpu_channels_last=True)

@@ -25,4 +25,4 @@ def improved(act: ActivationFactory) -> nn.Module:
     )
 
 
-ARCHITECTURE = Architecture("improved", improved, forward_mflops=23.0)
+ARCHITECTURE = Architecture("improved", improved, forward_mflops=23.0, cpu_channels_last=True)

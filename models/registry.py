@@ -19,6 +19,9 @@ class Architecture:
     # Forward FLOPs per 32x32 image (torch.utils.flop_counter, eval mode; a test keeps it true): the grid
     # starts its costliest trainings first, so that the short ones fill the end instead of one long one.
     forward_mflops: float
+    # Trains faster on the CPU in channels_last memory format (docs/design.md, "Measured choices"); the numbers
+    # are the same function of the data either way, so this is speed only.
+    cpu_channels_last: bool = False
 
 
 def _discover() -> dict[str, Architecture]:
@@ -34,6 +37,7 @@ def _discover() -> dict[str, Architecture]:
 _ARCHITECTURES = _discover()
 ARCHS: dict[str, Callable[[ActivationFactory], nn.Module]] = {n: a.build for n, a in _ARCHITECTURES.items()}
 FORWARD_MFLOPS: dict[str, float] = {n: a.forward_mflops for n, a in _ARCHITECTURES.items()}
+CPU_CHANNELS_LAST: dict[str, bool] = {n: a.cpu_channels_last for n, a in _ARCHITECTURES.items()}
 
 
 def build(arch: str, activation: str) -> nn.Module:

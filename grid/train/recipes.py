@@ -28,7 +28,7 @@ class Recipe:
     schedule: str = "constant"  # "constant" | "onecycle" (stepped once per optimizer step)
     augment: bool = False  # random crop (zero padding 4) and horizontal flip, on the device
     bf16_autocast: bool = False  # CUDA only
-    channels_last: bool = False  # CUDA only
+    channels_last: bool = False  # CUDA only (the CPU's layout is the architecture's: models.CPU_CHANNELS_LAST)
     mean: tuple[float, float, float] = CIFAR_MEAN
     std: tuple[float, float, float] = CIFAR_STD
 

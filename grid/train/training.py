@@ -121,7 +121,8 @@ class Training:
         self.train_set, self.val_set, self.test_set = resident.train, resident.val, resident.test
         on_cuda = self.device.type == "cuda"
         recipe = self.recipe
-        self.channels_last = recipe.channels_last and on_cuda
+        # The layout is speed only: on CUDA the recipe's (with its bf16), on the CPU the architecture's measured one.
+        self.channels_last = recipe.channels_last if on_cuda else models.CPU_CHANNELS_LAST[self.cfg.arch]
         self.normalize = Normalize(recipe.mean, recipe.std, self.device, self.channels_last)
         # Evaluation doesn't touch the training's numerics, so it takes the layout that measured faster
         # everywhere (docs/design.md, "Measured choices").
