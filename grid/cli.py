@@ -29,7 +29,8 @@ def parser() -> argparse.ArgumentParser:
         "--preset",
         choices=sorted(PRESETS),
         default="paper",
-        help="paper: the paper's 90 cells; smoke: a 3-minute CPU grid on a data subset",
+        help="paper: the paper's 90 cells; published: the cells of every value and finding the paper publishes, "
+        "seeds 0 1 2; smoke: a 3-minute CPU grid on a data subset",
     )
     settings.add_flags(axes, GridSpec, [n for n in GRID_FLAGS if n not in RESOURCE_FLAGS and n != "name"])
     run = p.add_argument_group("where and how")
@@ -66,12 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     name = named or (out.name if out else f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         spec = build_spec(args, name)
-        from grid.experiment.plan import default_pack, describe, packs, plan
+        from grid.experiment.plan import describe, packs, plan
 
         if args.dry_run:
             trainings = plan(spec)
-            size = spec.pack or default_pack(spec, len(trainings), cluster=bool(given.get("address")))
-            print(describe(spec, trainings, packs(trainings, size)))
+            from grid.experiment.schedule import schedule
+
+            grouped = packs(trainings, spec.pack)
+            print(describe(spec, trainings, grouped if spec.pack > 1 else None))
+            print(schedule(spec, grouped, {}, given.get("address")).describe())
             return 0
         from grid.experiment.run import run
 

@@ -3,8 +3,9 @@
 import pytest
 
 from grid.cli import main
-from grid.experiment.plan import default_pack, packs, plan
-from grid.experiment.spec import GridError, GridSpec
+from grid.experiment.plan import packs, plan
+from grid.experiment.spec import PRESETS, GridError, GridSpec
+from grid.report import published
 
 
 def test_paper_grid_is_90_cells_from_9_trainings_of_100_epochs():
@@ -73,21 +74,6 @@ def test_spec_round_trips_through_json_types():
         GridSpec(name="x", seeds=())
 
 
-def test_costliest_trainings_start_first():
-    """resnet18 (74 MFLOPs/image) before improved (23) before baseline (1.3); a resumed training counts only the
-    epochs it has left."""
-    from grid.experiment.run import costliest_first
-
-    trainings = plan(
-        GridSpec(name="t", archs=("baseline", "improved", "resnet18"), activations=("relu",), epochs=(10, 20))
-    )
-    alone = packs(trainings, 1)
-    ids = [g.pack_id for g in costliest_first(alone, {})]
-    assert [i.split("-")[0] for i in ids] == ["resnet18", "improved", "baseline"]
-    improved = next(i for i in ids if i.startswith("improved"))
-    assert costliest_first(alone, {improved: 19})[-1].pack_id == improved  # 1 epoch x 23 < 20 x 1.3
-
-
 def test_packs_group_trainings_of_one_recipe_and_epoch_count():
     spec = GridSpec(name="p", archs=("baseline", "resnet18"), activations=("relu", "swish"), seeds=(0, 1, 2))
     grouped = packs(plan(spec), 3)
@@ -104,24 +90,50 @@ def test_packs_group_trainings_of_one_recipe_and_epoch_count():
     assert all(len({m.config.epochs for m in g.members}) == 1 for g in packs(plan(modern), 4))
 
 
-def test_costliest_packs_start_first():
-    spec = GridSpec(name="c", archs=("baseline", "improved"), activations=("relu", "swish"), epochs=(10,))
-    from grid.experiment.run import costliest_first
-
-    grouped = packs(plan(spec), 2)
-    assert [g.members[0].config.arch for g in costliest_first(grouped, {})] == ["improved", "baseline"]
-    finished = {t: 10 for t in grouped[1].training_ids}  # the improved pack is done: nothing left to cost
-    assert [g.members[0].config.arch for g in costliest_first(grouped, finished)] == ["baseline", "improved"]
+def test_a_trial_per_training_unless_packs_are_asked_for():
+    # Packs sized by the machine stranded a core on the CPU (one pack ran its members' hours alone) and have never
+    # run on a GPU: by default each training is its own trial, scheduled costliest first.
+    assert GridSpec(name="d").pack == 1
+    assert len(packs(plan(GridSpec(name="d")), GridSpec(name="d").pack)) == 9
 
 
-def test_default_pack_per_device():
-    spec = GridSpec(name="d")
-    assert default_pack(spec, 9, cpus=2, gpus=0) == 5  # one pack per core: every core busy, fewest trials
-    assert default_pack(spec, 9, cpus=16, gpus=1) == 9  # one GPU: the whole grid in one process
-    assert default_pack(spec, 9, cpus=16, gpus=4) == 3  # at least a pack per GPU
-    assert default_pack(GridSpec(name="d", pack=2), 9, cpus=2, gpus=0) == 2
-    assert default_pack(GridSpec(name="d", workers=2), 9, cpus=2, gpus=0) == 1  # DDP trains unpacked
-    assert default_pack(spec, 9, cluster=True, cpus=2, gpus=0) == 1  # until the GPU study sets it
+def test_published_preset_trains_exactly_what_the_paper_publishes():
+    spec = GridSpec(name="pub", **PRESETS["published"])
+    trainings = plan(spec)
+    assert spec.seeds == (0, 1, 2)
+    assert sorted({(t.config.arch, t.config.activation, t.config.epochs, t.cells) for t in trainings}) == sorted(
+        [("baseline", a, 100, tuple(range(10, 101, 10))) for a in ("relu", "leaky_relu", "swish")]
+        + [("improved", "relu", 100, tuple(range(10, 101, 10))), ("resnet18", "relu", 10, (10,))]
+    )
+    assert len(trainings) == 15 and spec.cells == 3 * 41
+    cells = {(t.config.arch, t.config.activation, e) for t in trainings for e in t.cells}
+    assert all((p.arch, p.activation, p.epochs) in cells for p in published.PUBLISHED)
+
+
+def test_published_preset_gives_every_finding_its_cells():
+    import pandas as pd
+
+    from grid.report import verdict
+
+    spec = GridSpec(name="pub", **{**PRESETS["published"], "seeds": (0,)})
+    rows = [
+        dict(arch=t.config.arch, activation=t.config.activation, recipe="paper", seed=0, epochs=e, status="ok")
+        | dict(test_acc=0.5, test_acc_as_published=0.5, training_id=t.training_id)
+        for t in plan(spec)
+        for e in t.cells
+    ]
+    found = verdict.verdict(pd.DataFrame(rows), spec.to_dict())
+    assert [f.status for f in found.findings if f.status == verdict.ABSENT] == []
+
+
+def test_a_selection_within_the_axes_given():
+    spec = GridSpec(name="s", select="published", archs=("resnet18", "improved"), seeds=(1,))
+    assert [(t.training_id, t.cells) for t in plan(spec)] == [
+        ("resnet18-relu-paper-s1", (10,)),
+        ("improved-relu-paper-s1", tuple(range(10, 101, 10))),
+    ]
+    with pytest.raises(GridError, match="--select published: none of its cells"):
+        GridSpec(name="s", select="published", archs=("resnet18",), activations=("swish",))
 
 
 def test_dry_run_shows_the_packs(capsys):

@@ -83,10 +83,20 @@ def test_waiting_trainings_take_their_architectures_measured_epochs() -> None:
     progress = Progress(dict.fromkeys(archs, 10), archs=archs, max_concurrent=2)
     progress.on_trial_start(0, [], trial("a"))
     progress.take({"a": post("a", 0, 0, rate=50.0)}, wall=1000.0)  # 100 steps at 50/s + 2 s eval: 4 s an epoch
-    # a: 40 s; b: 10 epochs of 4 s; c: improved's forward FLOPs over baseline's times 4 s an epoch.
+    # a: 40 s; b: 10 epochs of 4 s; c: improved's forward FLOPs over baseline's times 4 s an epoch. Costliest
+    # first, c starts on the free core and b after a: the grid ends with c.
     improved = 10 * 4.0 * models.FORWARD_MFLOPS["improved"] / models.FORWARD_MFLOPS["baseline"]
-    assert progress.grid_seconds_left(1000.0) == pytest.approx((40 + 40 + improved) / 2)
+    assert progress.grid_seconds_left(1000.0) == pytest.approx(max(improved, 40 + 40))
     assert Progress({"x": 1}, archs={"x": "nope"}).grid_seconds_left(0.0) is None
+
+
+def test_the_eta_before_any_figure_is_the_estimated_schedule() -> None:
+    archs = {"a": "baseline", "b": "baseline", "c": "improved"}
+    progress = Progress(dict.fromkeys(archs, 10), archs=archs, max_concurrent=2, epoch_seconds={"baseline": 3.0})
+    # Nothing measured yet; 30 s each, the FLOPs scale improved: c alone on one core, a then b on the other.
+    improved = 10 * 3.0 * models.FORWARD_MFLOPS["improved"] / models.FORWARD_MFLOPS["baseline"]
+    assert progress.grid_seconds_left(0.0) == pytest.approx(max(improved, 60.0))
+    assert f"ETA {max(improved, 60.0) / 60:.1f} min" in progress.status_line(0.0, 0.0)
 
 
 def test_non_terminal_status_has_a_line_per_running_training() -> None:

@@ -13,7 +13,7 @@ from grid.train.config import TrainConfig, TrainSettings
 from grid.wandb_settings import WandbSettings
 
 # The flags README's "Options" section names: generated from fields, their spelling must not drift.
-GRID_FLAGS = """--preset --archs --activations --epochs --seeds --recipe --lr --batch-size --max-train-images
+GRID_FLAGS = """--preset --archs --activations --epochs --seeds --select --recipe --lr --batch-size --max-train-images
 --max-eval-images --val-size --split-seed --checkpoint-every --data --name --out --storage --address --resume
 --dry-run --workers --cpus-per-worker --pack --gpus-per-trial --mps --device --max-failures --verbose --cache-dir
 --wandb --wandb-project --wandb-entity""".split()

@@ -39,10 +39,3 @@ def per_arch(by_arch: Mapping[str, float], arch: str) -> float | None:
         if other in models.FORWARD_MFLOPS and arch in models.FORWARD_MFLOPS:
             return seconds * models.FORWARD_MFLOPS[arch] / models.FORWARD_MFLOPS[other]
     return None
-
-
-def grid_seconds_left(running: list[float], waiting: list[float], max_concurrent: int) -> float:
-    """The grid's time left: `running` trainings' and `waiting` ones' seconds left, `max_concurrent` at a time
-    (the measured rates already include the slowdown of sharing the machine)."""
-    total = sum(running) + sum(waiting)
-    return max(max(running, default=0.0), total / max(1, max_concurrent))

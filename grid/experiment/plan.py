@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import itertools
 import math
-import os
 from dataclasses import dataclass
 
 import models
@@ -58,7 +57,10 @@ def plan(spec: GridSpec) -> list[PlannedTraining]:
     shared = {f.name: getattr(spec, f.name) for f in dataclasses.fields(TrainSettings)}
     trainings = []
     for arch, activation, seed in itertools.product(spec.archs, spec.activations, spec.seeds):
-        groups = [tuple(epochs)] if share_prefixes else [(e,) for e in epochs]
+        cells = [e for e in epochs if spec.selected(arch, activation, e)]
+        if not cells:
+            continue
+        groups = [tuple(cells)] if share_prefixes else [(e,) for e in cells]
         for cells in groups:
             config = TrainConfig(
                 **shared,
@@ -70,26 +72,6 @@ def plan(spec: GridSpec) -> list[PlannedTraining]:
             )
             trainings.append(PlannedTraining(config, cells))
     return trainings
-
-
-def default_pack(
-    spec: GridSpec, trainings: int, *, cluster: bool = False, cpus: int | None = None, gpus: int | None = None
-) -> int:
-    """`spec.pack`, or the pack size for this machine (a local Ray): on the CPU, as few trials as keep every
-    core busy (one pack per concurrent worker; bench/bench_grid.py part 5); on GPUs at least one pack per GPU
-    and otherwise as few processes as possible, until the GPU study measures what is fastest there. DDP, and
-    a cluster (`cluster`: --address, whose GPUs are unknown before Ray starts), train unpacked for now."""
-    if spec.pack is not None:
-        return spec.pack
-    if spec.workers > 1 or cluster:
-        return 1
-    cpus = (os.cpu_count() or 1) if cpus is None else cpus
-    if gpus is None:
-        import torch
-
-        gpus = torch.cuda.device_count() if spec.device != "cpu" else 0
-    slots = gpus if gpus else max(1, cpus // spec.cpus_per_worker)
-    return max(1, math.ceil(trainings / slots))
 
 
 def packs(trainings: list[PlannedTraining], size: int) -> list[PlannedPack]:
@@ -118,10 +100,14 @@ def _pack_id(index: int, members: tuple[PlannedTraining, ...]) -> str:
 def describe(spec: GridSpec, trainings: list[PlannedTraining], grouped: list[PlannedPack] | None = None) -> str:
     """The --dry-run text: cells, the trainings that fill them, and the epochs prefix sharing saves."""
     trained = sum(t.config.epochs for t in trainings)
-    naive = len(spec.archs) * len(spec.activations) * len(spec.seeds) * sum(spec.epochs)
+    naive = sum(sum(t.cells) for t in trainings)  # a training per cell
+    product = (
+        f"{len(spec.archs)} archs x {len(spec.activations)} activations x {len(spec.epochs)} epoch counts x "
+        f"{len(spec.seeds)} seeds"
+    )
+    of = product if spec.select == "all" else f"the {spec.select!r} selection of {product}"
     lines = [
-        f"grid {spec.name!r}: {spec.cells} cells = {len(spec.archs)} archs x {len(spec.activations)} "
-        f"activations x {len(spec.epochs)} epoch counts x {len(spec.seeds)} seeds, recipe {spec.recipe!r}",
+        f"grid {spec.name!r}: {spec.cells} cells = {of}, recipe {spec.recipe!r}",
         f"{len(trainings)} trainings, {trained} epochs in all (one training per cell would take {naive}; "
         f"{naive - trained} epochs saved)",
     ]

@@ -10,6 +10,7 @@ from typing import Any
 from ray.tune import Callback
 
 from grid.experiment import eta
+from grid.experiment.schedule import makespan
 
 
 class Progress(Callback):
@@ -24,10 +25,13 @@ class Progress(Callback):
         max_concurrent: int = 1,
         live: bool = False,
         members: dict[str, list[str]] | None = None,
+        epoch_seconds: dict[str, float] | None = None,
     ) -> None:
         """`resumed_from`: epochs already in the checkpoints of trainings that continue (--resume); `board`: the
         progress board actor's handle (grid.experiment.board; None for none); `live`: draw the live display;
-        `members`: the trainings of each Tune trial (a pack's; by default each trial is the training of its name)."""
+        `members`: the trainings of each Tune trial (a pack's; by default each trial is the training of its name);
+        `epoch_seconds`: seconds per epoch of each architecture estimated before the start (grid.train.estimate),
+        until the trainings measure their own."""
         self.epochs = epochs_by_training  # target epochs of each pending training
         self.members = members or {name: [name] for name in epochs_by_training}
         self.done_epochs: dict[str, int] = dict(resumed_from or {})
@@ -40,7 +44,7 @@ class Progress(Callback):
         self.archs = archs or {}
         self.board, self.max_concurrent, self.live = board, max_concurrent, live
         self.updates: dict[str, dict[str, Any]] = {}  # each training's latest live progress post
-        self.epoch_seconds: dict[str, float] = {}  # measured seconds per epoch, per architecture
+        self.epoch_seconds: dict[str, float] = dict(epoch_seconds or {})  # seconds per epoch, per architecture
         self.last_poll = self.last_draw = 0.0
         self._asked = self._display = None  # the board's pending snapshot; the live display
 
@@ -163,7 +167,8 @@ class Progress(Callback):
         )
 
     def grid_seconds_left(self, now: float) -> float | None:
-        """The grid's ETA from measured step throughput; None while an architecture has no figure at all."""
+        """The grid's ETA: the schedule's wall time, from measured step throughput (or the estimates before the
+        start); None while an architecture has no figure at all."""
         running, waiting = [], []
         for name, epochs in self.epochs.items():
             if self.state[name] in ("done", "failed", "diverged"):
@@ -176,7 +181,7 @@ class Progress(Callback):
             if per_epoch is None:
                 return None
             waiting.append((epochs - self.done_epochs.get(name, 0)) * per_epoch)
-        return eta.grid_seconds_left(running, waiting, self.max_concurrent)
+        return makespan(running, sorted(waiting, reverse=True), self.max_concurrent)  # started costliest first
 
     def status_lines(self, now: float, wall: float | None = None) -> list[str]:
         """The periodic status line, then a line per running training with live figures."""
@@ -192,7 +197,8 @@ class Progress(Callback):
         counts = {s: list(self.state.values()).count(s) for s in states}
         total = sum(self.epochs.values())
         done = sum(min(self.done_epochs.get(n, 0), e) for n, e in self.epochs.items())
-        left = self.grid_seconds_left(time.time() if wall is None else wall) if self.updates else None
+        measured = self.updates or self.epoch_seconds
+        left = self.grid_seconds_left(time.time() if wall is None else wall) if measured else None
         if left is None:  # no step figures (yet): this session's epoch pace
             trained = done - self.first_epochs
             left = (total - done) * (now - self.start) / trained if trained > 0 else None

@@ -19,14 +19,15 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 import data
-import models
 from data import fs as data_fs
 from data.download import default_cache_dir
 from data.shards import MANIFEST, MAX_MANIFEST_BYTES
 from grid import atomic, settings
 from grid.experiment.interrupt import Interrupt
-from grid.experiment.plan import PlannedPack, PlannedTraining, default_pack, packs, plan
+from grid.experiment.plan import PlannedPack, PlannedTraining, packs, plan
 from grid.experiment.results import Outcome, fetch_artifacts, frames, read_outcome
+from grid.experiment.schedule import Schedule
+from grid.experiment.schedule import schedule as plan_schedule
 from grid.experiment.spec import GridError, GridSpec
 from grid.experiment.worker import Job
 from grid.files import GRID_FILE
@@ -77,8 +78,6 @@ def run(spec: GridSpec, opts: RunOptions) -> int:
         _check_same_data(resumed_grid, out, data_uri, manifest_sha256)
     _check_split(spec, json.loads(manifest_bytes), data_uri)
     plans = plan(spec)
-    if spec.pack is None:  # decided once, here, and kept in grid.json: --resume finds the same packs
-        spec = dataclasses.replace(spec, pack=default_pack(spec, len(plans), cluster=bool(opts.address)))
     grouped = packs(plans, spec.pack)
     shares_prefixes = any(len(p.cells) > 1 for p in plans)
     spec = recorded(spec, data_uri, manifest_sha256, shares_prefixes)
@@ -133,11 +132,14 @@ def _run_grid(
 
     resumed = {p.training_id: len(outcomes[p.training_id].history) for p in pending}
     done = {p.training_id: p.config.epochs if p not in pending else resumed[p.training_id] for p in plans}
+    schedule = plan_schedule(spec, pending_packs, done, opts.address)
+    if pending:
+        print(schedule.describe(), flush=True)
     interrupt = Interrupt()
     try:
         with interrupt.catching():
             failures, trial_times = (
-                _train(spec, opts, pending_packs, done, data_uri, fs, storage, storage_path, interrupt)
+                _train(spec, opts, schedule, done, data_uri, fs, storage, storage_path, interrupt)
                 if pending
                 else ({}, {})
             )
@@ -305,21 +307,10 @@ def _check_same_data(recorded: GridSpec, out: Path, data_uri: str, manifest_sha2
         )
 
 
-def costliest_first(pending: list[PlannedPack], done: dict[str, int]) -> list[PlannedPack]:
-    """Tune starts trials in this order: the longest first, so that short ones fill the grid's end (on a shared
-    GPU, a resnet18 started last would run alone for minutes). Cost: the members' epochs left (`done`: epochs a
-    training has, its whole count once finished) x forward FLOPs per image, summed."""
-
-    def cost(p: PlannedTraining) -> float:
-        return (p.config.epochs - done.get(p.training_id, 0)) * models.FORWARD_MFLOPS.get(p.config.arch, 1.0)
-
-    return sorted(pending, key=lambda g: (-sum(cost(p) for p in g.members), g.pack_id))
-
-
 def _train(
     spec: GridSpec,
     opts: RunOptions,
-    pending: list[PlannedPack],
+    schedule: Schedule,
     done: dict[str, int],
     data_uri: str,
     fs,
@@ -327,7 +318,7 @@ def _train(
     storage_path: str,
     interrupt: Interrupt,
 ) -> tuple[dict[str, str], dict[str, list[float]]]:
-    """Runs the pending packs on Ray (`done`: epochs each training already has in storage); returns
+    """Runs the scheduled packs on Ray (`done`: epochs each training already has in storage); returns
     ({pack_id: one-line reason} for the trials that failed, {pack_id: [trial start, trial end]} in wall-clock
     seconds)."""
     from grid.experiment import mps
@@ -338,7 +329,7 @@ def _train(
         start_ray(opts.address, opts.verbose, mps_env)
         interrupt.install()  # over the SIGTERM handler ray.init installed
         remote_fs = _remote_storage_fs(storage, storage_path, fs)
-        return _run_trials(spec, opts, pending, done, data_uri, remote_fs, storage_path, interrupt)
+        return _run_trials(spec, opts, schedule, done, data_uri, remote_fs, storage_path, interrupt)
 
 
 def _remote_storage_fs(storage: str, storage_path: str, fs):
@@ -349,7 +340,7 @@ def _remote_storage_fs(storage: str, storage_path: str, fs):
 def _run_trials(
     spec: GridSpec,
     opts: RunOptions,
-    pending: list[PlannedPack],
+    schedule: Schedule,
     done: dict[str, int],
     data_uri: str,
     remote_fs,
@@ -365,6 +356,7 @@ def _run_trials(
     from grid.experiment.tune import plan_resources, run_tune
 
     progress = None
+    pending = schedule.order
     try:
         resources = plan_resources(spec, len(pending), autoscaling=bool(opts.address))
         unit = "trainings" if spec.pack == 1 else "packs"
@@ -377,10 +369,7 @@ def _run_trials(
         attempt = time.strftime("%Y%m%d-%H%M%S")
         board = f"cifar-grid-progress.{spec.name}.{attempt}"
         board_actor = start_board(board)  # the board lives as long as this handle
-        trials = [
-            _trial(spec, opts, g, data_uri, resources, remote_fs, storage_path, board)
-            for g in costliest_first(pending, done)
-        ]
+        trials = [_trial(spec, opts, g, data_uri, resources, remote_fs, storage_path, board) for g in pending]
         # Progress counts a trial's epochs: a pack's members advance together, so its epoch is theirs.
         progress = Progress(
             {p.training_id: p.config.epochs for g in pending for p in g.members},
@@ -390,6 +379,7 @@ def _run_trials(
             members={g.pack_id: [p.training_id for p in g.members] for g in pending},
             board=board_actor,
             max_concurrent=resources.max_concurrent,
+            epoch_seconds=schedule.measured,
             live=sys.stdout.isatty() if opts.live is None else opts.live,
         )
         results = run_tune(

@@ -51,6 +51,8 @@ def start_ray(address: str | None, verbose: bool, extra_env: dict[str, str] | No
             logging.getLogger(name).setLevel(logging.WARNING)
         # A notice that Ray's default token authentication is on: nothing for the user to do, so --verbose only.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    if not verbose:
+        _drop_worker_start_warnings()
     if address:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=verbose, logging_level=level)
     else:
@@ -66,6 +68,29 @@ def start_ray(address: str | None, verbose: bool, extra_env: dict[str, str] | No
             log_to_driver=verbose,
             logging_level=level,
         )
+
+
+WORKER_START_WARNING = "worker processes have been started on node"
+
+
+def _drop_worker_start_warnings() -> None:
+    """Ray Train starts about eight processes per training, so on a small machine the raylet warns the driver
+    that more workers started than its CPU count expects ("(raylet) WARNING: 8 PYTHON worker processes ..."): an
+    expected state with nothing for the user to do. The driver prints the raylet's messages through
+    `print_to_stdstream`; this drops that one warning and passes every other message on (--verbose keeps all)."""
+    from ray._private import worker
+
+    show = worker.print_to_stdstream
+    if getattr(show, "drops_worker_start_warnings", False):
+        return
+
+    def print_to_stdstream(data, ignore_prefix: bool) -> None:
+        lines = [line for line in data.get("lines", []) if WORKER_START_WARNING not in line]
+        if lines:
+            show({**data, "lines": lines}, ignore_prefix)
+
+    print_to_stdstream.drops_worker_start_warnings = True
+    worker.print_to_stdstream = print_to_stdstream
 
 
 def plan_resources(spec: GridSpec, trainings: int, *, autoscaling: bool = False) -> Resources:
@@ -94,7 +119,7 @@ def plan_resources(spec: GridSpec, trainings: int, *, autoscaling: bool = False)
     fraction = 0.0
     if (gpus > 0 or waits_for_gpus) and spec.device != "cpu" and spec.gpus_per_trial != 0:
         fraction = spec.gpus_per_trial or max(DEFAULT_GPU_FRACTION.get(a, 0.25) for a in spec.archs)
-        if spec.gpus_per_trial is None and (spec.pack or 1) > 1:
+        if spec.gpus_per_trial is None and spec.pack > 1:
             fraction = 1.0  # a pack fills its GPU itself
         if spec.workers > 1:
             fraction = max(fraction, 0.5)  # Ray issue 48012
