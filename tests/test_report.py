@@ -276,6 +276,5 @@ def test_cli_wandb_calls_publish(tmp_path, capsys, monkeypatch):
     calls.clear()
     assert report_cli.main([str(run)]) == 0
     assert calls == []  # no --wandb, no publishing
-    with pytest.raises(SystemExit) as e:
-        report_cli.main([str(run), "--wandb-project", "p"])
-    assert e.value.code == 2
+    assert report_cli.main([str(run), "--wandb-project", "p"]) == 2
+    assert capsys.readouterr().err == "error: --wandb-project / --wandb-entity need --wandb\n"
