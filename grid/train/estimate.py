@@ -47,7 +47,8 @@ def epoch_cost(cfg: TrainConfig, device: str = "cpu") -> EpochCost:
     from grid.train.training import Training
 
     batch = cfg.effective_batch_size
-    probe = dataclasses.replace(cfg, epochs=2, device=device)
+    # The recipe's own lr: speed does not depend on it, and a grid's --lr 1e30 must not diverge the probe.
+    probe = dataclasses.replace(cfg, epochs=2, device=device, lr=None)
     generator = torch.Generator().manual_seed(0)
 
     def split(n: int, prefix: str) -> data.Split:
